@@ -1,0 +1,38 @@
+# dlbasics: `make train` and `make test` work on a fresh machine with Python 3.10+ and PyPI.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install train test test-all lint format bench clean
+
+# Reinstall only when pyproject.toml changes (idempotent and quick otherwise).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import dlbasics, torch, torchvision, lightning, hydra" && touch $(STAMP)
+
+install: $(STAMP)
+
+train: install  ## the default run: CNN on 5,000 real MNIST digits, offline
+	$(PY) -m dlbasics.train experiment=mnist5k_cnn $(ARGS)
+
+test: install  ## the fast suite
+	$(PY) -m pytest -q $(ARGS)
+
+test-all: install  ## including @pytest.mark.slow (full training runs)
+	$(PY) -m pytest -q -m "" $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts
+
+format: install
+	$(VENV)/bin/ruff format src tests scripts
+
+bench: install
+	$(PY) scripts/bench_overhead.py
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""The one interface every classifier/regressor network shares (as timm's models do).
+
+``forward_features(x) -> features``, ``forward_head(features) -> outputs``,
+``forward(x) = forward_head(forward_features(x))`` and ``reset_head(num_outputs)``:
+transfer learning and saliency then work on every model alike.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from dlbasics.errors import IncompatibleDataError
+from dlbasics.spec import DataSpec
+
+
+def layer_library(impl: str) -> ModuleType:
+    """``torch.nn`` or the from-scratch drop-ins in ``dlbasics.scratch.layers`` (same signatures)."""
+    if impl == "torch":
+        return nn
+    if impl == "scratch":
+        from dlbasics.scratch import layers
+
+        return layers
+    raise ValueError(f"model.impl must be 'torch' or 'scratch', got {impl!r}")
+
+
+class Network(nn.Module):
+    """Base class: declares what data a network can consume and the features/head interface."""
+
+    input_kinds: ClassVar[frozenset[str]] = frozenset()
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+
+    head: nn.Linear
+
+    @classmethod
+    def accepts(cls, input_kind: str, task: str) -> bool:
+        return input_kind in cls.input_kinds and task in cls.tasks
+
+    @classmethod
+    def check_spec(cls, spec: DataSpec) -> None:
+        if not cls.accepts(spec.input_kind, spec.task):
+            raise IncompatibleDataError(
+                f"{cls.__name__} takes {sorted(cls.input_kinds)} inputs for {sorted(cls.tasks)}, "
+                f"but the data gives {spec.input_kind} inputs for {spec.task}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_head(self, num_outputs: int) -> None:
+        """Replace the last layer, e.g. to fine-tune on a dataset with other classes."""
+        self.head = nn.Linear(self.head.in_features, num_outputs).to(self.head.weight.device)
+
+
+def activation(name: str) -> nn.Module:
+    table = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+             "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
+    if name not in table:
+        raise ValueError(f"activation must be one of {sorted(table)}, got {name!r}")
+    return table[name]()
