@@ -72,6 +72,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
     path = Path(output_dir) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return path
 

@@ -1,0 +1,1 @@
+"""LightningModules for tasks that differ from classification/regression (subclasses of Task)."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny real-format dataset files, and a Hydra config composer for tests."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+import tests.ondisk as ondisk
+from dlbasics.registry import CONF_DIR
+from dlbasics.runtime import register_resolvers
+
+register_resolvers()
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def ondisk_writers() -> dict[str, Callable[[Path], None]]:
+    """{data config name: writer of its tiny files}, collected from ``tests/ondisk/*.py``."""
+    writers: dict[str, Callable[[Path], None]] = {}
+    for mod in pkgutil.iter_modules(ondisk.__path__):
+        writers.update(importlib.import_module(f"tests.ondisk.{mod.name}").WRITERS)
+    return writers
+
+
+@pytest.fixture(scope="session")
+def ondisk_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder holding tiny files for every dataset that is normally downloaded."""
+    root = tmp_path_factory.mktemp("ondisk")
+    for write in ondisk_writers().values():
+        write(root)
+    return root
+
+
+@pytest.fixture()
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/<name>.yaml`` with overrides, writing outputs under ``tmp_path``."""
+
+    def _make(*overrides: str, config_name: str = "train") -> DictConfig:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=False)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.log_dir = str(tmp_path / "logs")
+        return cfg
+
+    return _make
