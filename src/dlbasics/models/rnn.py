@@ -34,6 +34,7 @@ class RNNClassifier(Network):
         pool: str = "last",
         pretrained_embeddings: str | None = None,
         freeze_embeddings: bool = False,
+        signal_kernel: int = 1,
         impl: str = "torch",
     ) -> None:
         """
@@ -42,6 +43,8 @@ class RNNClassifier(Network):
                 states when bidirectional: the backward one has read the whole sequence back to
                 its first token); ``mean``/``max`` -> over the top layer's outputs at real steps.
             dropout: on the inputs, between stacked layers, and on the pooled features.
+            signal_kernel: signals only: 1 projects each step's channels; an odd k > 1 projects
+                a window of k steps (a convolutional stem, see ``inputs.SignalProjection``).
         """
         super().__init__()
         self.check_spec(spec)
@@ -52,7 +55,7 @@ class RNNClassifier(Network):
         lib = layer_library(impl)
         self.impl, self.pool = impl, pool
         self.inputs = sequence_input(spec, embed_dim, pretrained_embeddings, freeze_embeddings,
-                                     impl)
+                                     impl, signal_kernel)
         self.drop = lib.Dropout(dropout)
         self.rnn = getattr(lib, CELLS[cell])(
             embed_dim, hidden, num_layers=num_layers, batch_first=True,

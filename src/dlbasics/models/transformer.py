@@ -73,6 +73,7 @@ class TransformerClassifier(Network):
         embed_dim: int | None = None,
         pretrained_embeddings: str | None = None,
         freeze_embeddings: bool = False,
+        signal_kernel: int = 1,
         impl: str = "torch",
     ) -> None:
         """
@@ -80,6 +81,8 @@ class TransformerClassifier(Network):
             max_len: the longest sequence accepted (the size of the position table).
             embed_dim: width of the token embedding when it differs from ``dim`` (e.g. 100 for
                 glove.6B.100d.txt); a linear layer then maps it to ``dim``.
+            signal_kernel: signals only: 1 projects each step's channels; an odd k > 1 projects
+                a window of k steps (a convolutional stem, see ``inputs.SignalProjection``).
         """
         super().__init__()
         self.check_spec(spec)
@@ -90,21 +93,26 @@ class TransformerClassifier(Network):
             raise ValueError(f"model.pool must be 'cls' or 'mean', got {pool!r}")
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be divisible by model.heads={heads}")
-        if spec.input_kind == "signal" and spec.input_shape[-1] > max_len:
-            raise UserError(f"the signals have {spec.input_shape[-1]} steps but model.max_len="
-                            f"{max_len}: set model.max_len>={spec.input_shape[-1]}.")
+        longest = spec.input_shape[-1]  # signals: L; tokens: the data's max_length (0: unbounded)
+        if longest > max_len:
+            what = "signals have" if spec.input_kind == "signal" else "data keeps up to"
+            raise UserError(f"the {what} {longest} steps but model.max_len={max_len}: set "
+                            f"model.max_len>={longest}.")
         lib = layer_library(impl)
         self.max_len, self.pool = max_len, pool
         embed_dim = embed_dim or dim
         self.inputs = sequence_input(spec, embed_dim, pretrained_embeddings, freeze_embeddings,
-                                     impl)
+                                     impl, signal_kernel)
         self.in_proj = lib.Linear(embed_dim, dim) if embed_dim != dim else nn.Identity()
         if positional == "learned":
             self.pos = nn.Parameter(torch.zeros(max_len, dim))
             nn.init.normal_(self.pos, std=0.02)
         else:
             self.register_buffer("pos", sinusoidal_positions(max_len, dim), persistent=False)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
+        self.cls = None
+        if pool == "cls":  # a small random start, as in ViT (LayerNorm of an all-zero row is flat)
+            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+            nn.init.normal_(self.cls, std=0.02)
         self.drop = lib.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, ff_mult * dim, dropout, impl)
                                     for _ in range(depth))

@@ -173,7 +173,8 @@ class MultiheadAttention(nn.Module):
         if key is value:
             kv = linear(key, w[e:], None if b is None else b[e:]).chunk(2, dim=-1)
             return (linear(query, w[:e], bq), *kv)
-        return linear(query, w[:e], bq), linear(key, w[e : 2 * e], bk), linear(value, w[2 * e :], bv)
+        return (linear(query, w[:e], bq), linear(key, w[e : 2 * e], bk),
+                linear(value, w[2 * e :], bv))
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 key_padding_mask: Tensor | None = None, need_weights: bool = True,

@@ -18,8 +18,10 @@ Activation derivatives, written with the cached forward values::
 
 Losses over a batch of ``n`` (mean reduction)::
 
-    softmax cross-entropy  J = -1/n sum_i log softmax(z_i)_{y_i}    dJ/dz = (softmax(z) - onehot(y)) / n
-    mean squared error     J = 1/(n k) sum (z - t)^2                 dJ/dz = 2 (z - t) / (n k)
+    softmax cross-entropy  J = -1/n sum_i log softmax(z_i)_{y_i}   dJ/dz = (softmax(z) - Y) / n
+    mean squared error     J = 1/(n k) sum (z - t)^2                dJ/dz = 2 (z - t) / (n k)
+
+(``Y`` is the one-hot encoding of the targets, ``k`` the number of outputs.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -69,19 +72,17 @@ ACTIVATIONS = {"relu": _relu, "tanh": _tanh, "sigmoid": _sigmoid}
 
 
 def softmax_cross_entropy(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy of class indices ``target`` and ``dJ/dlogits = (softmax - onehot) / n``."""
+    """Mean cross-entropy of class indices ``target``; ``dJ/dlogits = (softmax - onehot) / n``."""
     n = logits.shape[0]
     m = logits.max(dim=1, keepdim=True).values
     logp = logits - m - torch.log(torch.exp(logits - m).sum(dim=1, keepdim=True))
-    rows = torch.arange(n)
-    loss = -logp[rows, target].mean()
-    dlogits = torch.exp(logp)
-    dlogits[rows, target] -= 1.0
+    loss = -logp.gather(1, target.unsqueeze(1)).mean()
+    dlogits = torch.exp(logp) - F.one_hot(target, logits.shape[1]).to(logits.dtype)
     return loss, dlogits / n
 
 
 def mse_loss(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean over all elements of ``(pred - target)^2`` and its gradient ``2 (pred - target) / N``."""
+    """Mean of ``(pred - target)^2`` over all N elements; gradient ``2 (pred - target) / N``."""
     diff = pred - target
     return (diff * diff).mean(), 2.0 * diff / diff.numel()
 
@@ -109,7 +110,8 @@ class MLP:
         self.biases: list[Tensor] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / math.sqrt(fan_in)
-            w = torch.empty(fan_out, fan_in, dtype=dtype).uniform_(-bound, bound, generator=generator)
+            w = torch.empty(fan_out, fan_in, dtype=dtype)
+            w.uniform_(-bound, bound, generator=generator)
             b = torch.empty(fan_out, dtype=dtype).uniform_(-bound, bound, generator=generator)
             self.weights.append(w)
             self.biases.append(b)

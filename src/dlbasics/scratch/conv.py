@@ -14,16 +14,18 @@ groups (output channel ``o`` sees the ``C/G`` input channels of its group) and a
 
 Backward (every ``x`` element gathers the gradients of the outputs it fed)::
 
-    dL/dk[o, c, p, q]   = sum_n sum_i sum_j dL/dy[n, o, i, j] * x_pad[n, c, i*s_h + p*d_h, j*s_w + q*d_w]
-    dL/dx_pad[n, c, i*s_h + p*d_h, j*s_w + q*d_w] += sum_{o in group(c)} dL/dy[n, o, i, j] * k[o, c, p, q]
-    dL/db[o]            = sum_n sum_i sum_j dL/dy[n, o, i, j]
+    dL/dk[o, c, p, q] = sum_n sum_i sum_j dL/dy[n, o, i, j] x_pad[n, c, r(i, p), s(j, q)]
+    dL/dx_pad[n, c, r(i, p), s(j, q)] += sum_{o in group(c)} dL/dy[n, o, i, j] k[o, c, p, q]
+    dL/db[o]          = sum_n sum_i sum_j dL/dy[n, o, i, j]
+    with r(i, p) = i*s_h + p*d_h,  s(j, q) = j*s_w + q*d_w
 
 Two implementations of the same maths:
 
-* :class:`Conv2dLoop` (:func:`conv2d_loop`) loops over output positions and kernel offsets exactly as
-  written above; it is for reading and for small inputs only.
-* :class:`Conv2dIm2col` (:func:`conv2d`) lays every receptive field out as a column (im2col,
-  ``F.unfold``), so the forward is one batched matmul ``W[O, C kh kw] @ cols[N, C kh kw, L]``;
+* :class:`Conv2dLoop` (:func:`conv2d_loop`) loops over output positions and kernel offsets
+  exactly as written above; it is for reading and for small inputs only.
+* :class:`Conv2dIm2col` (:func:`conv2d`) lays every receptive field out as a column
+  (:func:`im2col`, a strided view copied once), so the forward is one batched matmul
+  ``W[O, C kh kw] @ cols[N, C kh kw, L]``;
   the backward is two matmuls, ``dW = sum_n dY cols^T`` and ``dcols = W^T dY``, and col2im
   (``F.fold``) adds the overlapping column gradients back into the image.
 
@@ -44,6 +46,7 @@ __all__ = [
     "conv2d",
     "conv2d_loop",
     "conv_output_size",
+    "im2col",
     "pair",
     "resolve_padding",
 ]
@@ -84,13 +87,19 @@ def resolve_padding(
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    """``floor((size + pad_total - dilation (kernel - 1) - 1) / stride) + 1``."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    """``floor((size + pad_total - dilation (kernel - 1) - 1) / stride) + 1``, at least 1."""
+    out = (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    if out < 1:
+        raise ValueError(f"kernel {kernel} (dilation {dilation}) is larger than the padded input "
+                         f"size {size + pad_total}")
+    return out
 
 
 def _check(x: Tensor, weight: Tensor, groups: int) -> None:
     if x.dim() != 4 or weight.dim() != 4:
-        raise ValueError(f"expected 4-D input and weight, got {tuple(x.shape)}, {tuple(weight.shape)}")
+        raise ValueError(
+            f"expected 4-D input and weight, got {tuple(x.shape)}, {tuple(weight.shape)}"
+        )
     if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
         raise ValueError(
             f"input channels {x.shape[1]} / weight {tuple(weight.shape)} do not fit groups={groups}"
@@ -112,14 +121,14 @@ class Conv2dLoop(torch.autograd.Function):
         o, _, kh, kw = weight.shape
         ho = conv_output_size(h, kh, sh, pt + pb, dh)
         wo = conv_output_size(w, kw, sw, pl + pr, dw)
-        xp = F.pad(x, (pl, pr, pt, pb)).view(n, groups, c // groups, h + pt + pb, w + pl + pr)
-        k = weight.view(groups, o // groups, c // groups, kh, kw)
+        xp = F.pad(x, (pl, pr, pt, pb)).reshape(n, groups, c // groups, h + pt + pb, w + pl + pr)
+        k = weight.reshape(groups, o // groups, c // groups, kh, kw)
         y = x.new_zeros(n, groups, o // groups, ho, wo)
         for i in range(ho):
             for j in range(wo):
                 for p in range(kh):
                     for q in range(kw):
-                        # y(i, j) += x(i*s + p*d, j*s + q*d) k(p, q), summed over the group's channels
+                        # y(i, j) += x(i*s + p*d, j*s + q*d) k(p, q), summed over the channels
                         y[:, :, :, i, j] += torch.einsum(
                             "ngc,goc->ngo", xp[:, :, :, i * sh + p * dh, j * sw + q * dw],
                             k[:, :, :, p, q],
@@ -154,8 +163,25 @@ class Conv2dLoop(torch.autograd.Function):
         return gx, gk.view(groups * og, cg, kh, kw), gb, None, None, None, None
 
 
+def im2col(xp: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int]) -> Tensor:
+    """Receptive fields of the (already padded) ``xp [N, C, H, W]`` as columns ``[N, C kh kw, L]``.
+
+    ``cols[n, (c, p, q), i * W_out + j] = xp[n, c, i*s_h + p*d_h, j*s_w + q*d_w]``, the layout of
+    ``F.unfold``: a strided view ``[N, C, kh, kw, H_out, W_out]`` of ``xp`` (no copy), copied
+    once into a contiguous matrix.
+    """
+    xp = xp.contiguous()
+    n, c, h, w = xp.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    ho, wo = conv_output_size(h, kh, sh, 0, dh), conv_output_size(w, kw, sw, 0, dw)
+    view = xp.as_strided((n, c, kh, kw, ho, wo), (c * h * w, h * w, dh * w, dw, sh * w, sw))
+    return view.reshape(n, c * kh * kw, ho * wo)
+
+
 class Conv2dIm2col(torch.autograd.Function):
-    """Vectorised convolution: im2col (``F.unfold``) + batched matmul; col2im (``F.fold``) backward."""
+    """Vectorised convolution: :func:`im2col` + batched matmul; col2im (``F.fold``) in the
+    backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
@@ -164,32 +190,27 @@ class Conv2dIm2col(torch.autograd.Function):
         pt, pb, pl, pr = padding
         n, c, h, w = x.shape
         o, cg, kh, kw = weight.shape
-        if pt == pb and pl == pr:  # unfold pads symmetrically by itself
-            xp, unfold_pad = x, (pt, pl)
-        else:
-            xp, unfold_pad = F.pad(x, (pl, pr, pt, pb)), (0, 0)
         ho = conv_output_size(h, kh, stride[0], pt + pb, dilation[0])
         wo = conv_output_size(w, kw, stride[1], pl + pr, dilation[1])
-        # cols[n, (c, p, q), l]: the receptive field of output position l = i * wo + j
-        cols = F.unfold(xp, (kh, kw), dilation=dilation, padding=unfold_pad, stride=stride)
-        length = cols.shape[-1]
+        xp = F.pad(x, (pl, pr, pt, pb)) if any(padding) else x
+        cols = im2col(xp, (kh, kw), stride, dilation)  # [N, C kh kw, L]
+        length = ho * wo
         if groups == 1:
-            y = weight.view(o, cg * kh * kw) @ cols  # [N, O, L]
+            y = weight.reshape(o, cg * kh * kw) @ cols  # [N, O, L]
         else:
             kg = cg * kh * kw
-            y = (weight.view(groups, o // groups, kg) @ cols.view(n, groups, kg, length))
+            y = (weight.reshape(groups, o // groups, kg) @ cols.view(n, groups, kg, length))
             y = y.view(n, o, length)
         if bias is not None:
             y += bias.view(1, o, 1)
         ctx.save_for_backward(cols, weight)
-        ctx.conf = (stride, padding, dilation, groups, unfold_pad, xp is not x,
-                    tuple(xp.shape[-2:]), bias is not None)
+        ctx.conf = (stride, padding, dilation, groups, tuple(xp.shape[-2:]), bias is not None)
         return y.view(n, o, ho, wo)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor):
         cols, weight = ctx.saved_tensors
-        stride, padding, dilation, groups, unfold_pad, padded_by_hand, hw, has_bias = ctx.conf
+        stride, (pt, pb, pl, pr), dilation, groups, padded_hw, has_bias = ctx.conf
         n, o = grad_y.shape[:2]
         _, cg, kh, kw = weight.shape
         kg, length = cg * kh * kw, cols.shape[-1]
@@ -200,13 +221,12 @@ class Conv2dIm2col(torch.autograd.Function):
             # dW[g, o, k] = sum_n sum_l dY[n, g, o, l] cols[n, g, k, l]
             gw = (gy @ colsg.transpose(-1, -2)).sum(dim=0).view(weight.shape)
         if ctx.needs_input_grad[0]:
-            gcols = weight.view(groups, o // groups, kg).transpose(1, 2) @ gy  # [N, G, kg, L]
-            # col2im: hw is the unfolded image's size (padded by hand when padding is asymmetric)
-            gx = F.fold(gcols.view(n, groups * kg, length), hw, (kh, kw), dilation=dilation,
-                        padding=unfold_pad, stride=stride)
-            if padded_by_hand:  # crop the asymmetric padding away again
-                pt, pb, pl, pr = padding
-                gx = gx[:, :, pt : hw[0] - pb, pl : hw[1] - pr]
+            gcols = weight.reshape(groups, o // groups, kg).transpose(1, 2) @ gy  # [N, G, kg, L]
+            # col2im: add every column back onto the pixels it was copied from, then crop
+            gx = F.fold(gcols.view(n, groups * kg, length), padded_hw, (kh, kw),
+                        dilation=dilation, stride=stride)
+            if pt or pb or pl or pr:
+                gx = gx[:, :, pt : padded_hw[0] - pb, pl : padded_hw[1] - pr]
         if has_bias and ctx.needs_input_grad[2]:
             gb = grad_y.sum(dim=(0, 2, 3))
         return gx, gw, gb, None, None, None, None

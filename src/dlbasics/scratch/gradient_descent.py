@@ -21,8 +21,8 @@ Linear regression, mean squared error (``r = X theta - y``)::
 
 Binary logistic regression (``y in {0, 1}``, ``sigma(z) = 1 / (1 + exp(-z))``)::
 
-    J(theta)      = -1/n * sum_i [y_i log sigma(x_i . theta) + (1 - y_i) log(1 - sigma(x_i . theta))]
-                    + lambda/2 ||w||^2
+    J(theta)      = -1/n * sum_i [y_i log sigma(x_i . theta)
+                                  + (1 - y_i) log(1 - sigma(x_i . theta))] + lambda/2 ||w||^2
     grad J(theta) = 1/n * X^T (sigma(X theta) - y) + lambda * w
 
 Softmax (multinomial) regression (``Theta`` is ``[d, K]``, ``Y`` one-hot ``[n, K]``)::
@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -83,24 +84,20 @@ def linear_regression_loss_grad(
     return loss, grad
 
 
-def _log_sigmoid(z: Tensor) -> Tensor:
-    # log sigma(z) = -log(1 + exp(-z)) = min(z, 0) - log(1 + exp(-|z|)), stable for any z
-    return torch.clamp(z, max=0) - torch.log1p(torch.exp(-z.abs()))
-
-
 def logistic_regression_loss_grad(
     theta: Tensor, X: Tensor, y: Tensor, l2: float = 0.0, penalize_intercept: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Binary cross-entropy of ``sigma(X theta)`` and its gradient ``1/n X^T (sigma(X theta) - y)``.
 
-    ``log(1 - sigma(z)) = log sigma(-z)``, both evaluated stably.
+    Uses ``log(1 - sigma(z)) = log sigma(z) - z`` and ``log sigma(z) = min(z, 0) - log(1 +
+    exp(-|z|))``, which never overflows.
     """
     n = X.shape[0]
     z = X @ theta
     y = y.to(z.dtype)
-    loss = -(y * _log_sigmoid(z) + (1 - y) * _log_sigmoid(-z)).sum() / n
-    p = 1.0 / (1.0 + torch.exp(-z))
-    grad = X.T @ (p - y) / n
+    log_p = torch.clamp(z, max=0) - torch.log1p(torch.exp(-z.abs()))  # log sigma(z)
+    loss = -(log_p - (1 - y) * z).sum() / n  # y log p + (1 - y)(log p - z)
+    grad = X.T @ (torch.exp(log_p) - y) / n
     if l2:
         pen, dpen = _l2(theta, l2, penalize_intercept)
         loss, grad = loss + pen, grad + dpen
@@ -118,9 +115,8 @@ def softmax_regression_loss_grad(
     z = X @ theta
     m = z.max(dim=1, keepdim=True).values
     logp = z - m - torch.log(torch.exp(z - m).sum(dim=1, keepdim=True))  # log-sum-exp trick
-    loss = -logp[torch.arange(n), y].sum() / n
-    residual = torch.exp(logp)  # P
-    residual[torch.arange(n), y] -= 1.0  # P - Y
+    loss = -logp.gather(1, y.unsqueeze(1)).sum() / n
+    residual = torch.exp(logp) - F.one_hot(y, theta.shape[1]).to(logp.dtype)  # P - Y
     grad = X.T @ residual / n
     if l2:
         pen, dpen = _l2(theta, l2, penalize_intercept)
@@ -130,7 +126,8 @@ def softmax_regression_loss_grad(
 
 @dataclass
 class GDResult:
-    """Final parameters and the full-data loss ``J(theta)`` after every epoch (index 0: start)."""
+    """Final parameters, the full-data loss ``J(theta)`` at the start and after every epoch, and
+    the number of update steps taken."""
 
     theta: Tensor
     losses: list[float] = field(default_factory=list)
@@ -149,7 +146,7 @@ def gradient_descent(
     generator: torch.Generator | None = None,
     lr_decay: float = 0.0,
 ) -> GDResult:
-    """Run ``theta <- theta - lr_t * grad J_B(theta)`` over mini-batches ``B`` for ``epochs`` epochs.
+    """Run ``theta <- theta - lr_t * grad J_B(theta)`` over mini-batches ``B``, ``epochs`` times.
 
     ``batch_size=None`` (or ``>= n``) is batch GD, ``1`` is SGD, anything between is mini-batch GD.
     ``lr_t = lr / (1 + lr_decay * epoch)`` (``lr_decay=0``: constant step). Extra arguments of the
@@ -158,15 +155,24 @@ def gradient_descent(
     n = X.shape[0]
     bs = n if batch_size is None else min(batch_size, n)
     theta = theta0.clone()
-    result = GDResult(theta=theta, losses=[float(loss_grad(theta, X, y)[0])])
+    result = GDResult(theta=theta)
     for epoch in range(epochs):
         step_size = lr / (1.0 + lr_decay * epoch)
-        order = torch.randperm(n, generator=generator) if shuffle and bs < n else torch.arange(n)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            _, grad = loss_grad(theta, X[idx], y[idx])
+        if bs == n:  # batch GD: the step's own loss is J(theta) before the update
+            loss, grad = loss_grad(theta, X, y)
+            result.losses.append(float(loss))
             theta -= step_size * grad
             result.steps += 1
+            continue
+        if epoch == 0:
+            result.losses.append(float(loss_grad(theta, X, y)[0]))
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for idx in order.split(bs):
+            _, grad = loss_grad(theta, X.index_select(0, idx), y.index_select(0, idx))
+            theta -= step_size * grad
+            result.steps += 1
+        result.losses.append(float(loss_grad(theta, X, y)[0]))
+    if bs == n or epochs == 0:
         result.losses.append(float(loss_grad(theta, X, y)[0]))
     return result
 

@@ -6,7 +6,7 @@ Mean squared error::
 
 Cross-entropy over C classes, computed from a numerically stable log-softmax::
 
-    logsumexp(z) = m + log sum_c exp(z_c - m),      m = max_c z_c   (nothing overflows: z_c - m <= 0)
+    logsumexp(z) = m + log sum_c exp(z_c - m),   m = max_c z_c   (no overflow: z_c - m <= 0)
     log_softmax(z)_c = z_c - logsumexp(z)
     CE(z, y) = -log_softmax(z)_y
     label smoothing eps:  CE = (1 - eps) * (-log p_y) + eps/C * sum_c (-log p_c)
@@ -18,7 +18,7 @@ Penalties (lambda is the caller's)::
 
 Inverted dropout (training only)::
 
-    m_i ~ Bernoulli(1 - p),   y = x * m / (1 - p)      so  E[y] = x,  and evaluation is the identity.
+    m_i ~ Bernoulli(1 - p),   y = x * m / (1 - p)    so  E[y] = x;  evaluation is the identity.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 
 def logsumexp(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
-    """``m + log(sum(exp(x - m)))`` with ``m = max(x)``; rows that are all ``-inf`` give ``-inf``."""
+    """``m + log(sum(exp(x - m)))`` with ``m = max(x)``; all ``-inf`` rows give ``-inf``."""
     m = x.amax(dim=dim, keepdim=True).detach()
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # all -inf (or +inf) rows
     out = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
@@ -94,7 +94,7 @@ def nll_loss(
         target_shape = target.shape
     keep = target != ignore_index
     safe_target = torch.where(keep, target, torch.zeros_like(target))
-    w = torch.ones_like(logp[:, 0]) if weight is None else weight[safe_target]
+    w = torch.ones_like(logp[:, 0]) if weight is None else weight.index_select(0, safe_target)
     w = w * keep
     loss = -w * logp.gather(1, safe_target.unsqueeze(1)).squeeze(1)
     if reduction == "mean":
@@ -143,7 +143,8 @@ def cross_entropy(
         if weight is None:
             denom = keep.sum()
         else:
-            denom = (weight[torch.where(keep, target, torch.zeros_like(target))] * keep).sum()
+            safe = torch.where(keep, target, torch.zeros_like(target)).reshape(-1)
+            denom = (weight.index_select(0, safe) * keep.reshape(-1)).sum()
         smooth = smooth.sum() / denom
     else:
         smooth = _reduce(smooth, reduction)
@@ -156,7 +157,8 @@ def l1_penalty(params: Iterable[Tensor]) -> Tensor:
 
 
 def l2_penalty(params: Iterable[Tensor]) -> Tensor:
-    """``1/2 sum_w sum w^2``: its gradient is ``w``, so ``lambda * l2`` is ``weight_decay=lambda``."""
+    """``1/2 sum_w sum w^2``: its gradient is ``w``, so ``lambda * l2`` is SGD's
+    ``weight_decay=lambda``."""
     return 0.5 * torch.stack([p.pow(2).sum() for p in params]).sum()
 
 

@@ -2,8 +2,8 @@
 
 For a window of ``kh x kw`` positions at stride ``s`` (dilation ``d``, padding ``pad``)::
 
-    max:      O(i, j) = max_{p, q} x_pad(i*s_h + p*d_h, j*s_w + q*d_w)          (x_pad: -inf padding)
-    average:  O(i, j) = 1/D(i, j) * sum_{p, q} x_pad(i*s_h + p, j*s_w + q)       (x_pad: zero padding)
+    max:      O(i, j) = max_{p, q} x_pad(i*s_h + p*d_h, j*s_w + q*d_w)      (x_pad: -inf padding)
+    average:  O(i, j) = 1/D(i, j) * sum_{p, q} x_pad(i*s_h + p, j*s_w + q)   (x_pad: zero padding)
 
 Backward::
 
@@ -20,10 +20,11 @@ Output size::
     and with ceil_mode the last window must start inside the input or the left padding.
 
 As for convolution, there are two implementations: ``*_loop`` (loops over output positions, for
-reading) and the vectorised default (a strided window view ``[N, C, H_out, W_out, kh, kw]`` of the
-padded input, reduced over its last two dimensions; the max backward is one ``scatter_add`` of the
-gradients at the arg-max indices, the average backward is col2im, ``F.fold``). 1-D pooling is 2-D
-pooling on height 1.
+reading) and the vectorised default, built on a strided window view ``[N, C, H_out, W_out, kh,
+kw]`` of the padded input (no copy): the max takes the arg-max over the flattened window and its
+backward is one ``scatter_add`` of the gradients at the arg-max indices; the average adds the
+``kh * kw`` shifted views, and its backward (col2im) adds the gradient into each shifted view of a
+zero image. 1-D pooling is 2-D pooling on height 1.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class _Geometry:
         self.h, self.w = hw
         self.kernel, self.stride = pair(kernel), pair(stride)
         self.padding, self.dilation = pair(padding), pair(dilation)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        dh, dw = self.dilation
         self.ho = pool_output_size(self.h, kh, sh, ph, dh, ceil_mode)
         self.wo = pool_output_size(self.w, kw, sw, pw, dw, ceil_mode)
         # the windows need rows [0, (ho - 1) s + d (k - 1] of the padded image
@@ -79,6 +81,8 @@ class _Geometry:
 
     def pad(self, x: Tensor, value: float) -> Tensor:
         ph, pw = self.padding
+        if ph == pw == self.pad_right == self.pad_bottom == 0:
+            return x.contiguous()
         return F.pad(x, (pw, self.pad_right, ph, self.pad_bottom), value=value).contiguous()
 
     def windows(self, xp: Tensor) -> Tensor:
@@ -90,10 +94,14 @@ class _Geometry:
 
     def flat_index(self, arg: Tensor) -> Tensor:
         """Window-local arg-max ``p * kw + q`` -> index ``r * W + c`` into the unpadded input."""
-        (_, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
-        rows = torch.arange(self.ho).view(-1, 1) * sh - ph + (arg // kw) * dh
-        cols = torch.arange(self.wo) * sw - pw + (arg % kw) * dw
-        return rows * self.w + cols
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        dh, dw = self.dilation
+        p = torch.arange(kh).repeat_interleave(kw)  # window cell p * kw + q -> p
+        q = torch.arange(kw).repeat(kh)  # -> q
+        rows = (torch.arange(self.ho) * sh - ph).view(-1, 1, 1) + p * dh  # [H_out, 1, kh*kw]
+        cols = (torch.arange(self.wo) * sw - pw).view(-1, 1) + q * dw  # [W_out, kh*kw]
+        grid = rows * self.w + cols  # [H_out, W_out, kh*kw]
+        return grid.expand(*arg.shape, -1).gather(-1, arg.unsqueeze(-1)).squeeze(-1)
 
     def divisor(self, count_include_pad: bool, divisor_override: int | None,
                 dtype: torch.dtype) -> Tensor:
@@ -179,20 +187,29 @@ class AvgPool2dStrided(torch.autograd.Function):
                 divisor_override: int | None):
         geo = _Geometry(tuple(x.shape[-2:]), kernel, stride, padding, 1, ceil_mode)
         div = geo.divisor(count_include_pad, divisor_override, x.dtype)
-        out = geo.windows(geo.pad(x, 0.0)).sum(dim=(-2, -1)) / div
+        win = geo.windows(geo.pad(x, 0.0))
+        (kh, kw) = geo.kernel
+        out = win[..., 0, 0].clone()
+        for p in range(kh):  # sum the kh*kw shifted (strided) views: few large element-wise ops
+            for q in range(kw):
+                if p or q:
+                    out += win[..., p, q]
         ctx.geo, ctx.div = geo, div
-        return out
+        return out.div_(div)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         geo, div = ctx.geo, ctx.div
         n, c = grad_out.shape[:2]
         (kh, kw), (ph, pw) = geo.kernel, geo.padding
-        g = (grad_out / div).reshape(n * c, 1, -1).expand(-1, kh * kw, -1)  # every window cell
+        g = grad_out / div
         hp, wp = geo.h + ph + geo.pad_bottom, geo.w + pw + geo.pad_right
-        gxp = F.fold(g, (hp, wp), geo.kernel, stride=geo.stride)  # col2im adds the overlaps
-        gx = gxp.view(n, c, hp, wp)[:, :, ph : ph + geo.h, pw : pw + geo.w]
-        return gx, None, None, None, None, None, None
+        gxp = grad_out.new_zeros(n, c, hp, wp)
+        gwin = geo.windows(gxp)
+        for p in range(kh):  # col2im: for a fixed cell (p, q) the windows hit distinct pixels
+            for q in range(kw):
+                gwin[..., p, q] += g
+        return gxp[:, :, ph : ph + geo.h, pw : pw + geo.w], None, None, None, None, None, None
 
 
 class AvgPool2dLoop(torch.autograd.Function):

@@ -1,4 +1,4 @@
-"""Recurrent cells (Elman RNN, LSTM, GRU) and the multi-layer, bidirectional layers that unroll them.
+"""Recurrent cells (Elman RNN, LSTM, GRU) and the multi-layer, bidirectional layers unrolling them.
 
 The cells use PyTorch's gate order and parameter layout, so weights move between these modules and
 ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (and the ``*Cell`` modules) with ``load_state_dict``.
@@ -86,7 +86,7 @@ def _lstm_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
     h, c = state
     gates = xw + _hh(h, w_hh, b_hh)
     i, f, g, o = gates.chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # f c + i g
     h = torch.sigmoid(o) * torch.tanh(c)
     if w_hr is not None:
         h = h @ w_hr.t()
@@ -230,9 +230,10 @@ def _unroll(step: Step, xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | N
             w_hr: Tensor | None, reverse: bool, mask: Tensor | None) -> tuple[Tensor, State]:
     """Run ``step`` over ``xw: [T, B, G*H]``; ``mask: [T, B, 1]`` (bool) freezes padded steps."""
     steps = range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])
-    outputs: list[Tensor] = [xw] * xw.shape[0]
+    xws = xw.unbind(0)  # one autograd node for all steps (xw[t] would add one per step)
+    outputs: list[Tensor] = list(xws)
     for t in steps:
-        new = step(xw[t], state, w_hh, b_hh, w_hr)
+        new = step(xws[t], state, w_hh, b_hh, w_hr)
         if mask is None:
             state = new
             outputs[t] = new[0]
@@ -293,9 +294,10 @@ class _RNNBase(nn.Module):
         """No-op, for compatibility: there is no cuDNN flat weight buffer to compact."""
 
     def _weights(self, layer: int, direction: int):
+        """``(W_ih, W_hh, b_ih, b_hh, W_hr)`` of one layer and direction (None where absent)."""
         sfx = f"_l{layer}" + ("_reverse" if direction else "")
-        get = lambda name: getattr(self, name + sfx, None)  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr")
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return tuple(getattr(self, name + sfx, None) for name in names)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -412,7 +414,7 @@ class RNN(_RNNBase):
                  dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: select 'tanh' or 'relu'")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
                          hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
