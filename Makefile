@@ -21,7 +21,7 @@ train: install  ## the default run: CNN on 5,000 real MNIST digits, offline
 	$(PY) -m dlbasics.train experiment=mnist5k_cnn $(ARGS)
 
 test: install  ## the fast suite
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 --durations=15 $(ARGS)
 
 test-all: install  ## including @pytest.mark.slow (full training runs)
 	$(PY) -m pytest -q -m "" $(ARGS)

@@ -18,7 +18,9 @@ from dlbasics.registry import CONF_DIR
 from dlbasics.runtime import register_resolvers
 
 register_resolvers()
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# pytest-xdist runs one worker per core: one thread each avoids oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def ondisk_writers() -> dict[str, Callable[[Path], None]]:

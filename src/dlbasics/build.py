@@ -52,7 +52,12 @@ def task_class(spec: DataSpec) -> type[L.LightningModule]:
 
 def build_task(cfg: DictConfig, spec: DataSpec) -> L.LightningModule:
     # spec is passed after instantiation: Hydra would turn a dataclass kwarg into a config
-    net = instantiate(cfg.model, _partial_=True, _convert_="all")(spec=spec)
+    model = instantiate(cfg.model, _partial_=True, _convert_="all")
+    try:
+        net = model(spec=spec)
+    except (TypeError, ValueError) as err:  # a bad override such as model.depth=two
+        raise UserError(f"could not build the model ({err}). Check the model.* overrides you "
+                        f"gave, or print the composed config with `--cfg job`.") from None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     task = task_class(spec)(
         net=net, spec=spec, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
