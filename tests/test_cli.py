@@ -47,7 +47,8 @@ def test_train_then_resume_then_eval(tmp_path):
 
     # resume: continues from epoch 4 to 5 instead of starting over
     run("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
-        "trainer.max_epochs=5", "optimizer.lr=0.1", "model.hidden=64", f"ckpt_path={last}", *FAST, log_dir=logs)
+        "trainer.max_epochs=5", "optimizer.lr=0.1", "model.hidden=64",
+        f"ckpt_path={last}", *FAST, log_dir=logs)
     resumed = json.loads(next(p for p in metrics_files(logs) if p != first).read_text())
     assert resumed["epochs"] == 5
     assert resumed["global_step"] == m["global_step"] * 5 // 4
@@ -61,14 +62,16 @@ def test_train_then_resume_then_eval(tmp_path):
     assert evaluated["test/acc"] == pytest.approx(m["test/acc"], abs=1e-6)
 
 
-def test_regression_reports_mse_and_r2(tmp_path):
-    proc = run("dlbasics.train", "model=mlp", "data=diabetes", "trainer.max_epochs=30",
-               "optimizer=adam", "scheduler=none", *FAST, log_dir=tmp_path)
-    (path,) = metrics_files(tmp_path)
-    m = json.loads(path.read_text())
-    assert "test/mse" in proc.stdout
+def test_regression_reports_mse_and_r2(make_cfg):
+    from dlbasics.train import train
+
+    m = train(make_cfg("model=mlp", "data=diabetes", "trainer.max_epochs=30", "optimizer=adam",
+                       "scheduler=none", "callbacks.progress_bar=null", "callbacks.lr_monitor=null",
+                       "logger=none",
+                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"))
     assert 0.2 < m["test/r2"] < 1.0  # linear regression gets ~0.45 on this data
     assert 1500 < m["test/mse"] < 5000  # in the target's original units
+    assert 30 < m["test/mae"] < 70
 
 
 def test_multirun_sweep_gives_one_folder_per_job(tmp_path):
@@ -89,16 +92,10 @@ def test_multirun_sweep_gives_one_folder_per_job(tmp_path):
         (["model=cnn", "data=diabetes"],
          r"error: model=cnn cannot train on data=diabetes .* works with model: .*mlp"),
         (["model.hiden=3"], r"Could not override 'model.hiden'"),
-        (["model=mlp", "model.depth=two"], r"error: .*model"),
-        (["data=mnist", "data.download=false", "data.data_dir=EMPTY"],
-         r"error: MNIST files are missing from .* Put the files there"),
-        (["ckpt_path=NOFILE"], r"error: ckpt_path=.* does not exist"),
-        (["ckpt_path=GARBAGE"], r"error: ckpt_path=.* is not a readable checkpoint"),
         (["model=mlp", "data=diabetes", "optimizer=sgd", "optimizer.lr=1e9", "scheduler=none"],
          r"error: the training loss became (nan|inf) .* Lower the learning rate"),
     ],
-    ids=["unknown-model", "incompatible", "bad-key", "bad-value", "missing-files", "no-ckpt",
-         "not-a-ckpt", "nan-loss"],
+    ids=["unknown-model", "incompatible", "bad-key", "nan-loss"],
 )
 def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
     garbage = tmp_path / "garbage.ckpt"
@@ -113,3 +110,29 @@ def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
 
     assert re.search(expected, proc.stderr, re.S), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["model=mlp", "model.depth=two"], r"could not build the model .*model\.\* overrides"),
+        (["data=mnist", "data.download=false", "data.data_dir=EMPTY"],
+         r"MNIST files are missing from .* Put the files there"),
+        (["ckpt_path=NOFILE"], r"ckpt_path=.* does not exist"),
+        (["ckpt_path=GARBAGE"], r"ckpt_path=.* is not a readable checkpoint"),
+        (["finetune.ckpt_path=GARBAGE"], r"ckpt_path=.* is not a readable checkpoint"),
+    ],
+    ids=["bad-value", "missing-files", "no-ckpt", "not-a-ckpt", "finetune-not-a-ckpt"],
+)
+def test_user_errors_in_process(tmp_path, make_cfg, args, expected):
+    """The same UserError path as the CLI (which prints it as `error: ...`), without a subprocess."""
+    from dlbasics.errors import UserError
+    from dlbasics.train import train
+
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("EMPTY", str(tmp_path / "empty")).replace("NOFILE", str(tmp_path / "no.ckpt"))
+            .replace("GARBAGE", str(garbage)) for a in args]
+    with pytest.raises(UserError, match=expected):
+        train(make_cfg(*args, "trainer.max_epochs=1", "callbacks=none", "logger=none"))

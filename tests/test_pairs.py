@@ -39,7 +39,7 @@ def test_pair_fast_dev_run(model, data, make_cfg, ondisk_root):
 @pytest.mark.parametrize(("model", "data"), NON_PAIRS, ids=[f"{m}-{d}" for m, d in NON_PAIRS])
 def test_incompatible_pair_is_refused(model, data, make_cfg, ondisk_root):
     cfg = make_cfg(*_overrides(model, data, ondisk_root))
-    with pytest.raises(IncompatibleDataError, match=rf"works with data: .*works with model: "):
+    with pytest.raises(IncompatibleDataError, match=r"works with data: .*works with model: "):
         train(cfg)
 
 

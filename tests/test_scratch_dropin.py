@@ -20,8 +20,9 @@ def test_scratch_impl_and_optimizer_train(model, data, make_cfg):
     metrics = train(cfg)
     assert metrics["global_step"] == 3
     # the scratch layers really are in the network, not torch's
-    from dlbasics.build import build_task
     from hydra.utils import instantiate
+
+    from dlbasics.build import build_task
 
     net = build_task(cfg, instantiate(cfg.data).spec).net
     assert any(type(m).__module__.startswith("dlbasics.scratch") for m in net.modules())
