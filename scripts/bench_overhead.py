@@ -3,17 +3,20 @@
 
     python scripts/bench_overhead.py [--epochs 2] [--repeats 2]
 
-Prints both times and the ratio (target: Lightning <= 1.10x the plain loop). Both sides use the
-same data loaders, model, AdamW and one-cycle schedule; validation is off on both sides.
+Prints both times and the ratio (target: Lightning <= 1.10x the plain loop). Both sides do the same
+work per step: data loading, forward, loss, backward, AdamW, one-cycle schedule and the running
+torchmetrics accuracy that Task logs; validation is off on both sides.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import lightning as L
 import torch
+import torchmetrics
 from torch.nn import functional as F
 
 from dlbasics.data.images import MNIST5k
@@ -34,15 +37,19 @@ def plain_loop(epochs: int, seed: int) -> float:
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
     loader = dm.train_dataloader()
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * len(loader))
+    acc = torchmetrics.classification.MulticlassAccuracy(10, average="micro")
     start = time.perf_counter()
     net.train()
     for _ in range(epochs):
         for x, y in loader:
-            loss = F.cross_entropy(net(x), y)
+            out = net(x)
+            loss = F.cross_entropy(out, y)
+            acc.update(out.detach(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+        acc.compute(), acc.reset()
     return time.perf_counter() - start
 
 
@@ -74,7 +81,8 @@ def main() -> None:
     p, lt = min(plain), min(light)
     print(f"plain PyTorch loop: {p:.2f} s (best of {args.repeats}: {[round(t, 2) for t in plain]})")
     print(f"Lightning Trainer:  {lt:.2f} s (best of {args.repeats}: {[round(t, 2) for t in light]})")
-    print(f"ratio Lightning / plain: {lt / p:.3f}x (target <= 1.10x)")
+    print(f"ratio Lightning / plain: {lt / p:.3f}x best-of, "
+          f"{statistics.median(light) / statistics.median(plain):.3f}x median (target <= 1.10x)")
 
 
 if __name__ == "__main__":
