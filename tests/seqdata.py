@@ -3,9 +3,6 @@ and MNIST-1D's ten digit templates as (1, L) signals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 
 from dlbasics.data.vocab import Vocab, word_tokenize
@@ -18,16 +15,6 @@ SENTENCES = [
     "Rain.",
     "All that glitters is not gold, and not all those who wander are lost.",
 ]
-
-
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """These models are tiny: a second intra-op thread only adds contention on a shared machine
-    (a 2-thread run was measured 25x slower than a 1-thread one under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def vocab() -> Vocab:

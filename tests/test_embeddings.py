@@ -18,9 +18,6 @@ from dlbasics.models.rnn import RNNClassifier
 from dlbasics.models.transformer import TransformerClassifier
 from dlbasics.task import Task
 from tests import seqdata
-from tests.seqdata import one_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 # 4-d vectors for some words of tests/seqdata.SENTENCES, plus words that are not in the vocabulary
 VECTORS = {

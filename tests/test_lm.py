@@ -30,15 +30,6 @@ ATOL = 1e-10
 BLOCK = 24
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest, and least hurt by a busy machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shakespeare() -> CharCorpus:
     dm = CharCorpus(corpus="shakespeare", data_dir="/nonexistent", download=False,

@@ -16,9 +16,6 @@ import pytest
 import torch
 
 from dlbasics.data.mnist1d import MNIST1D
-from tests.seqdata import one_thread  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

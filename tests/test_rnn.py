@@ -13,9 +13,7 @@ from dlbasics.errors import IncompatibleDataError
 from dlbasics.models.rnn import RNNClassifier
 from dlbasics.spec import DataSpec
 from tests import seqdata
-from tests.seqdata import one_thread  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-10  # float64: padded and unpadded runs do the same arithmetic up to summation order
 HAS_SCRATCH = importlib.util.find_spec("dlbasics.scratch.layers") is not None
 IMPLS = ["torch", pytest.param("scratch", marks=pytest.mark.skipif(

@@ -32,15 +32,6 @@ from dlbasics.scratch.gradient_descent import (
 EXACT = {"rtol": 1e-10, "atol": 1e-10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, which stall when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _standardized(X: np.ndarray) -> torch.Tensor:
     return add_intercept(torch.tensor((X - X.mean(0)) / X.std(0)))
 

@@ -36,16 +36,6 @@ ALL = [*RNNS, "transformer"]
 WITH_ATTENTION = [m for m in ALL if not m.startswith("none")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These networks are tiny: a second thread only adds synchronisation (10-100x slower on a
-    busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def numbers() -> NumberWords:
     dm = NumberWords(n_train=300, n_val=40, n_test=40, batch_size=12, seed=0)

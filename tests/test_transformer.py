@@ -14,9 +14,7 @@ from dlbasics.errors import IncompatibleDataError, UserError
 from dlbasics.models.transformer import TransformerClassifier, sinusoidal_positions
 from dlbasics.spec import DataSpec
 from tests import seqdata
-from tests.seqdata import one_thread  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-10  # float64
 HAS_SCRATCH = importlib.util.find_spec("dlbasics.scratch.layers") is not None
 
