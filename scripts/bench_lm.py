@@ -19,20 +19,18 @@ from collections.abc import Callable
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
+from dlbasics.build import build_datamodule, build_module
+from dlbasics.cli import register_resolvers
+from dlbasics.configs import CONF_DIR
 from dlbasics.models.sampling import generate
-from dlbasics.registry import CONF_DIR
-from dlbasics.runtime import register_resolvers
 
 
 def build(experiment: str):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", "data.download=false"])
-    dm = instantiate(cfg.data)
-    dm.setup()
-    net = instantiate(cfg.model, _partial_=True, _convert_="all")(spec=dm.spec)
-    return net, dm
+    dm = build_datamodule(cfg)
+    return build_module(cfg, dm.spec).net, dm
 
 
 def timed(fn: Callable[[], int], repeats: int = 1) -> float:

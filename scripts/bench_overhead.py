@@ -1,11 +1,11 @@
 """Lightning's overhead: the same CNN, data and number of steps trained by the Lightning Trainer
-(through dlbasics.task.Task) and by a hand-written PyTorch loop, side by side in one run.
+(through dlbasics.lit.LitModule) and by a hand-written PyTorch loop, side by side in one run.
 
     python scripts/bench_overhead.py [--epochs 2] [--repeats 2]
 
 Prints both times and the ratio (target: Lightning <= 1.10x the plain loop). Both sides do the same
 work per step: data loading, forward, loss, backward, AdamW, one-cycle schedule and the running
-torchmetrics accuracy that Task logs; validation is off on both sides.
+torchmetrics accuracy that LitModule logs; validation is off on both sides.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torchmetrics
 from torch.nn import functional as F
 
 from dlbasics.data.images import MNIST5k
+from dlbasics.lit import LitModule
 from dlbasics.models.cnn import CNN
-from dlbasics.task import Task
 
 
 def make(seed: int):
@@ -58,9 +58,8 @@ def lightning_loop(epochs: int, seed: int) -> float:
     opt = torch.optim.AdamW
     from functools import partial
 
-    sched = {"scheduler": partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=3e-3),
-             "interval": "step"}
-    task = Task(net, dm.spec, partial(opt, lr=3e-3, weight_decay=1e-2), sched)
+    sched = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=3e-3)
+    task = LitModule(net, dm.spec, partial(opt, lr=3e-3, weight_decay=1e-2), sched)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)

@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 import tests.ondisk as ondisk
-from dlbasics.registry import CONF_DIR
-from dlbasics.runtime import register_resolvers
+from dlbasics.cli import register_resolvers
+from dlbasics.configs import CONF_DIR
 
 register_resolvers()
 # The tests run tiny models, for which a second intra-op thread only adds synchronisation (measured

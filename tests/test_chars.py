@@ -84,6 +84,7 @@ def test_training_windows_are_seeded_and_fresh_every_epoch(tmp_path):
 
 def test_the_shipped_copy_is_used_offline_and_data_dir_wins(tmp_path):
     dm = CharCorpus(corpus="shakespeare", data_dir=str(tmp_path / "empty"), download=False)
+    dm.setup()
     assert dm.text() == packaged_shakespeare() and dm.spec.vocab_size == 65 + 2
     n = len(dm.text())
     assert dm.split_bounds()[0] == int(n * 0.9)  # nanoGPT's train split: data[:int(n * 0.9)]
@@ -112,10 +113,13 @@ def test_download_is_checked_and_falls_back(tmp_path, monkeypatch):
 
     monkeypatch.setattr(chars.urllib.request, "urlopen", serve(b"<html>captive portal</html>"))
     dm = CharCorpus(data_dir=str(tmp_path), download=True)
+    dm.prepare_data()
     assert dm.text() == raw.decode()  # checksum mismatch: nothing written, packaged copy used
     assert not (tmp_path / "tinyshakespeare" / "input.txt").exists()
     monkeypatch.setattr(chars.urllib.request, "urlopen", serve(raw))
-    assert CharCorpus(data_dir=str(tmp_path), download=True).text() == raw.decode()
+    dm = CharCorpus(data_dir=str(tmp_path), download=True)
+    dm.prepare_data()
+    assert dm.text() == raw.decode()
     assert (tmp_path / "tinyshakespeare" / "input.txt").read_bytes() == raw
     assert urls == [chars.SHAKESPEARE_URL] * 2
 
@@ -132,8 +136,9 @@ def test_state_dict_restores_the_vocabulary(tmp_path):
     write_shakespeare(tmp_path)
     trained = corpus(tmp_path)
     fresh = CharCorpus(corpus="pydoc", block_size=BLOCK)  # another text, another charset
+    fresh.setup()
     assert fresh.spec.vocab != trained.spec.vocab
-    fresh.load_state_dict(trained.state_dict())
+    fresh.load_data_state(trained.data_state())
     fresh.setup()
     assert fresh.spec.vocab == trained.spec.vocab
     train_end, val_end, _ = fresh.split_bounds()

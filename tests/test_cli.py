@@ -35,7 +35,7 @@ def test_train_then_resume_then_eval(tmp_path):
     logs = tmp_path / "logs"
     # from another working directory, with overrides of several groups
     run("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
-        "trainer.max_epochs=4", "optimizer.lr=0.1", "model.hidden=64", "task.l1=1e-5", *FAST, log_dir=logs,
+        "trainer.max_epochs=4", "optimizer.lr=0.1", "model.hidden=64", "module.l1=1e-5", *FAST, log_dir=logs,
         cwd=tmp_path)
     (first,) = metrics_files(logs)
     m = json.loads(first.read_text())
@@ -65,7 +65,8 @@ def test_train_then_resume_then_eval(tmp_path):
 def test_regression_reports_mse_and_r2(make_cfg):
     from dlbasics.train import train
 
-    m = train(make_cfg("model=mlp", "data=diabetes", "trainer.max_epochs=30", "optimizer=adam",
+    m = train(make_cfg("model=mlp", "data=diabetes", "model.hidden=64", "model.depth=1",
+                       "model.dropout=0.0", "trainer.max_epochs=30", "optimizer=adam",
                        "scheduler=none", "callbacks.progress_bar=null", "callbacks.lr_monitor=null",
                        "logger=none",
                        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"))

@@ -13,10 +13,10 @@ import torch
 
 from dlbasics.data.vocab import Vocab
 from dlbasics.errors import UserError
+from dlbasics.lit import LitModule
 from dlbasics.models.inputs import read_vectors, sequence_input
 from dlbasics.models.rnn import RNNClassifier
 from dlbasics.models.transformer import TransformerClassifier
-from dlbasics.task import Task
 from tests import seqdata
 
 # 4-d vectors for some words of tests/seqdata.SENTENCES, plus words that are not in the vocabulary
@@ -89,7 +89,7 @@ def test_read_vectors_parses_only_wanted_words(tmp_path):
 
 def _train_steps(net: torch.nn.Module, batch: torch.Tensor, steps: int = 3) -> None:
     spec = seqdata.token_spec()
-    task = Task(net, spec, optimizer=partial(torch.optim.AdamW, lr=0.1, weight_decay=0.5))
+    task = LitModule(net, spec, optimizer=partial(torch.optim.AdamW, lr=0.1, weight_decay=0.5))
     opt = task.configure_optimizers()
     y = torch.tensor([0, 1, 2, 0, 1])
     for _ in range(steps):

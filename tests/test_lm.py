@@ -16,14 +16,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from dlbasics.configs import CONF_DIR, PROJECT_ROOT
 from dlbasics.data.chars import CharCorpus
 from dlbasics.errors import UserError
+from dlbasics.lit import LitLanguageModel
 from dlbasics.models.lm_lstm import LMLSTM
 from dlbasics.models.lm_transformer import LMTransformer
 from dlbasics.models.sampling import generate, sample_next
-from dlbasics.registry import CONF_DIR, REPO_ROOT
 from dlbasics.spec import DataSpec
-from dlbasics.tasks.language_model import LanguageModelTask
 from tests.ondisk.chars import write_shakespeare
 
 ATOL = 1e-10
@@ -136,7 +136,7 @@ def test_top_k_restricts_samples():
 def test_bpc_is_loss_over_ln2(shakespeare, spec):
     torch.manual_seed(0)
     net = LMTransformer(spec, n_layer=1, n_head=2, n_embd=16)
-    task = LanguageModelTask(net=net, spec=spec,
+    task = LitLanguageModel(net=net, spec=spec,
                              optimizer=lambda p: torch.optim.SGD(p, lr=0.1)).double()
     task.val_metrics.set_dtype(torch.float64)
     batches = [next(iter(shakespeare.val_dataloader())), next(iter(shakespeare.test_dataloader()))]
@@ -183,15 +183,16 @@ def test_training_logs_bpc_and_checkpoint_carries_the_vocabulary(tiny_run):
     for stage in ("val", "test"):  # token-weighted epoch means: exact identities
         assert math.isclose(m[f"{stage}/bpc"], m[f"{stage}/loss"] / math.log(2), rel_tol=1e-5)
         assert math.isclose(m[f"{stage}/ppl"], math.exp(m[f"{stage}/loss"]), rel_tol=1e-5)
-    from dlbasics.runtime import load_checkpoint
+    from dlbasics.checkpoint import read_checkpoint
 
-    ckpt = load_checkpoint(tiny_run["ckpt"])
+    ckpt = read_checkpoint(tiny_run["ckpt"])
     vocab = ckpt["dlbasics"]["spec"]["vocab"]
     assert m["val/loss"] < math.log(len(vocab))  # 10 steps already beat the uniform guess
-    assert ckpt["CharCorpus"]["vocab"]["itos"] == list(vocab)
+    assert ckpt["dlbasics"]["data_state"]["vocabs"]["tokens"]["itos"] == list(vocab)
     other = CharCorpus(corpus="pydoc", block_size=32)  # a text with another character set
+    other.setup()
     assert list(other.spec.vocab) != list(vocab)
-    other.load_state_dict(ckpt["CharCorpus"])
+    other.load_data_state(ckpt["dlbasics"]["data_state"])
     assert list(other.spec.vocab) == list(vocab)
 
 
@@ -215,10 +216,10 @@ def test_generate_cli_streams_seeded_text(tiny_run, tmp_path):
            'prompt="ROMEO: O"', "max_new_tokens=60", "temperature=0.9", "top_k=10", "seed=3",
            f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    net, vocab, _ = load_language_model(str(tiny_run["ckpt"]))
+    net, vocab = load_language_model(str(tiny_run["ckpt"]))
     expected = "".join(sample_text(net, vocab, "ROMEO: O", 60, 0.9, 10, seed=3))
     assert out.stdout == "ROMEO: O" + expected + "\n"
     assert len(expected) == 60 and "<pad>" not in expected and "<unk>" not in expected

@@ -1,5 +1,5 @@
 """Every (model, data) pair meant to work gets a real ``fast_dev_run``; every other pair gets the
-clear error before any data is read. Pairs come from the configs (``dlbasics.registry.pairs``)."""
+clear error before any data is read. Pairs come from the configs (``dlbasics.configs.pairs``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from dlbasics.configs import choices, pairs
 from dlbasics.errors import IncompatibleDataError
-from dlbasics.registry import choices, pairs
 from dlbasics.train import train
 from tests.conftest import ondisk_writers
 

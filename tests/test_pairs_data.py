@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlbasics.data.pairs import (
-    NumberWords,
-    TabPairs,
-    detokenize,
-    number_words,
-    read_tab_pairs,
-    tokenize,
-)
-from dlbasics.data.vocab import EOS, SOS, UNK
+from dlbasics.data.pairs import NumberWords, TabPairs, number_words, read_tab_pairs
+from dlbasics.data.vocab import EOS, SOS, UNK, detokenize
+from dlbasics.data.vocab import sentence_tokenize as tokenize
 from dlbasics.errors import MissingDataError
 from tests.ondisk.pairs import PAIRS
 from tests.ondisk.pairs import write as write_eng_fra
@@ -149,11 +143,11 @@ def test_download_fetches_the_tutorial_zip_layout(tmp_path):
 def test_state_dict_vocab_is_used_instead_of_rebuilding(tmp_path: Path):
     trained = NumberWords(**SMALL)
     trained.setup()
-    state = trained.state_dict()
-    assert state["tgt_itos"] == trained.tgt_vocab.itos
+    state = trained.data_state()
+    assert state["vocabs"]["target"]["itos"] == trained.tgt_vocab.itos
     # another sample of numbers would build other vocabularies (other frequency order)
     other = NumberWords(seed=123, n_train=40, n_val=5, n_test=20)
-    other.load_state_dict(state)  # before setup, as eval does
+    other.load_data_state(state)  # before setup, as eval does
     other.setup()
     assert other.src_vocab.itos == trained.src_vocab.itos
     assert other.tgt_vocab.itos == trained.tgt_vocab.itos
@@ -163,7 +157,8 @@ def test_state_dict_vocab_is_used_instead_of_rebuilding(tmp_path: Path):
     late.setup()
     own = late.tgt_vocab.itos
     shuffled = own[:4] + own[4:][::-1]
-    late.load_state_dict({"src_itos": late.src_vocab.itos, "tgt_itos": shuffled})
+    late.load_data_state({"vocabs": {"source": late.src_vocab.state_dict(),
+                                     "target": {**late.tgt_vocab.state_dict(), "itos": shuffled}}})
     s, t = late.train_set[0]
     assert late.tgt_vocab.decode(t.tolist())[1:-1] == late.pairs()["train"][0][1]
     assert late.tgt_vocab.itos == shuffled

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dlbasics.registry import choices
+from dlbasics.build import build_datamodule, build_module
+from dlbasics.configs import choices
 from dlbasics.scratch import layers as scratch_layers
 from dlbasics.train import train
+from tests.test_models import torch_layers_with_a_scratch_twin
 
 
 @pytest.mark.parametrize(("model", "data"), [("mlp", "digits"), ("cnn", "digits"),
@@ -19,13 +21,10 @@ def test_scratch_impl_and_optimizer_train(model, data, make_cfg):
                    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
     metrics = train(cfg)
     assert metrics["global_step"] == 3
-    # the scratch layers really are in the network, not torch's
-    from hydra.utils import instantiate
-
-    from dlbasics.build import build_task
-
-    net = build_task(cfg, instantiate(cfg.data).spec).net
+    # the scratch layers really are in the network, and no torch layer that has a scratch twin
+    net = build_module(cfg, build_datamodule(cfg).spec).net
     assert any(type(m).__module__.startswith("dlbasics.scratch") for m in net.modules())
+    assert not torch_layers_with_a_scratch_twin(net)
 
 
 def test_every_torch_optimizer_has_a_scratch_twin():

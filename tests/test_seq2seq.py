@@ -15,12 +15,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from dlbasics.configs import CONF_DIR, PROJECT_ROOT
 from dlbasics.data.pairs import NumberWords
 from dlbasics.errors import UserError
+from dlbasics.lit.seq2seq import ExactMatch, LitSeq2Seq, sequence_metrics
 from dlbasics.models.seq2seq import Seq2Seq
 from dlbasics.models.seq2seq_transformer import TransformerSeq2Seq
-from dlbasics.registry import CONF_DIR, REPO_ROOT
-from dlbasics.tasks.seq2seq import ExactMatch, Seq2SeqTask, sequence_metrics
 from dlbasics.translate import Translator, translate
 
 ATOL = 1e-10
@@ -181,7 +181,7 @@ def test_generation_never_emits_pad_sos_or_unk(numbers):
 
 def test_task_loss_ignores_target_padding_and_metrics(numbers):
     net = make_net("luong-general-gru", numbers)
-    task = Seq2SeqTask(net, numbers.spec, optimizer=torch.optim.Adam).double().eval()
+    task = LitSeq2Seq(net, numbers.spec, optimizer=torch.optim.Adam).double().eval()
     src, tgt = batch(numbers)
     loss = task.forward_batch((src, tgt))[0]
     padded = torch.cat([tgt, torch.zeros(len(tgt), 3, dtype=torch.long)], 1)
@@ -220,7 +220,7 @@ def trained(tmp_path_factory):
         "model.hidden=32", "model.embed_dim=32", "trainer.max_epochs=4",
         "callbacks.progress_bar=null", "callbacks.lr_monitor=null", "logger=none",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "+task.test_beam_size=2",
+        "module.test_beam_size=2",
     ]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -233,14 +233,14 @@ def trained(tmp_path_factory):
 
 
 def test_checkpoint_carries_the_vocabularies(trained, tmp_path):
+    from dlbasics.checkpoint import read_checkpoint
     from dlbasics.eval import evaluate
-    from dlbasics.runtime import load_checkpoint
 
     ckpt_path, metrics, _ = trained
-    ckpt = load_checkpoint(ckpt_path)
-    state = ckpt["NumberWords"]
-    assert state["src_itos"][:4] == ["<pad>", "<unk>", "<sos>", "<eos>"]
-    assert tuple(state["tgt_itos"]) == tuple(ckpt["dlbasics"]["spec"]["tgt_vocab"])
+    ckpt = read_checkpoint(ckpt_path)
+    state = ckpt["dlbasics"]["data_state"]["vocabs"]
+    assert state["source"]["itos"][:4] == ["<pad>", "<unk>", "<sos>", "<eos>"]
+    assert tuple(state["target"]["itos"]) == tuple(ckpt["dlbasics"]["spec"]["tgt_vocab"])
     assert {"test/exact_match", "test/bleu", "test/beam_exact_match", "test/beam_bleu"} <= set(
         metrics)
     # eval rebuilds data and model from the checkpoint and scores the same test set alike
@@ -284,7 +284,7 @@ def test_translate_cli_end_to_end(trained, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "dlbasics.translate", f"ckpt_path={ckpt_path}", f'text="{text}"',
          "beam_size=3", f"heatmap={png}", f"paths.log_dir={tmp_path / 'logs'}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout.strip().splitlines()[-1]

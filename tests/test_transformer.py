@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dlbasics.errors import IncompatibleDataError, UserError
-from dlbasics.models.transformer import TransformerClassifier, sinusoidal_positions
+from dlbasics.models.blocks import sinusoidal_positions
+from dlbasics.models.transformer import TransformerClassifier
 from dlbasics.spec import DataSpec
 from tests import seqdata
 
@@ -52,12 +53,12 @@ def test_what_sits_at_padded_positions_changes_nothing(pool):
         real = ~mask
         torch.testing.assert_close(after[real], before[real], rtol=0, atol=TOL)
         # control: the same blocks without the mask let the pads leak into real positions
-        h = model.in_proj(model.inputs.embedding(batch)) + model.pos[: batch.shape[1]]
+        h = model.in_proj(model.inputs.embedding(batch)) + model.positions.table[: batch.shape[1]]
         if pool == "cls":
             h = torch.cat([model.cls.expand(len(h), -1, -1), h], dim=1)
         unmasked = h
         for block in model.blocks:
-            unmasked = block(unmasked, None)
+            unmasked = block(unmasked)[0]
         assert (model.norm(unmasked)[real] - after[real]).abs().max() > 1e-3
     assert mask.shape[1] == batch.shape[1] + (pool == "cls")
     assert mask[:, int(pool == "cls"):].equal(pad)
@@ -87,12 +88,15 @@ def test_learned_vs_sinusoidal_positions():
     learned = _model(positional="learned")
     # the sinusoidal table is fixed: a buffer, not saved, not trained; the learned one is a
     # parameter of shape (max_len, dim) in the state dict that receives gradients
-    assert "pos" not in dict(sin.named_parameters()) and "pos" not in sin.state_dict()
-    assert learned.pos.requires_grad and learned.state_dict()["pos"].shape == (40, 16)
+    assert "positions.table" not in dict(sin.named_parameters())
+    assert "positions.table" not in sin.state_dict()
+    assert learned.positions.table.requires_grad
+    assert learned.state_dict()["positions.table"].shape == (40, 16)
     batch = seqdata.pad_batch(seqdata.encoded())
     learned.train()(batch).sum().backward()
-    assert learned.pos.grad is not None and learned.pos.grad[: batch.shape[1]].abs().sum() > 0
-    assert learned.pos.grad[batch.shape[1]:].abs().sum() == 0  # positions never seen
+    grad = learned.positions.table.grad
+    assert grad is not None and grad[: batch.shape[1]].abs().sum() > 0
+    assert learned.positions.table.grad[batch.shape[1]:].abs().sum() == 0  # positions never seen
 
 
 @pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
@@ -103,12 +107,12 @@ def test_positions_make_order_matter(positional):
     model = _model(pool="mean", positional=positional, dropout=0.0)
     if positional == "learned":
         with torch.no_grad():
-            model.pos.normal_()
+            model.positions.table.normal_()
     seq = torch.tensor([v.encode(["the", "lazy", "dog", "is", "not", "gold"])])
     flipped = seq.flip(1)
     with torch.no_grad():
         assert (model(seq) - model(flipped)).abs().max() > 1e-4
-        model.pos.zero_()  # no positional information left
+        model.positions.table.zero_()  # no positional information left
         torch.testing.assert_close(model(seq), model(flipped), rtol=0, atol=TOL)
 
 

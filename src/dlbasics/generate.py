@@ -1,6 +1,6 @@
 """Sample text from a language model: ``python -m dlbasics.generate ckpt_path=... prompt="ROMEO:"``.
 
-The network is rebuilt from the checkpoint alone (its run config, DataSpec and weights); characters
+The network and vocabulary are rebuilt from the checkpoint alone (``build.load_run``); characters
 are written to stdout as they are sampled. A seeded ``torch.Generator`` drives the sampling, so
 the same checkpoint, prompt, settings and seed always print the same text.
 """
@@ -9,41 +9,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
 
-import hydra
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from torch import nn
+from omegaconf import DictConfig
 
+from dlbasics.build import load_run
+from dlbasics.cli import entry_point
 from dlbasics.data.vocab import Vocab
 from dlbasics.errors import UserError
+from dlbasics.models.base import LanguageModel
 from dlbasics.models.sampling import stream
-from dlbasics.runtime import load_checkpoint, register_resolvers, user_errors
-from dlbasics.spec import DataSpec
-
-register_resolvers()
 
 
-def load_language_model(ckpt_path: str) -> tuple[nn.Module, Vocab, dict[str, Any]]:
-    """(network in eval mode, its vocabulary, the checkpoint's run config) from a checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
-    spec = DataSpec.from_dict(ckpt["dlbasics"]["spec"])
-    run = ckpt["dlbasics"]["config"] or {}
-    if spec.task != "language_model" or spec.vocab is None:
-        model = (run.get("choices") or {}).get("model") or run.get("model", {}).get("_target_")
-        raise UserError(f"ckpt_path={ckpt_path} is a {spec.task} checkpoint (model={model}), not a "
-                        f"language model: train one first, e.g. python -m dlbasics.train "
-                        f"experiment=shakespeare_transformer")
-    net = instantiate(OmegaConf.create(run["model"]), _partial_=True, _convert_="all")(spec=spec)
-    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
-               if k.startswith("net.")}
-    net.load_state_dict(weights)
-    return net.eval(), Vocab(spec.vocab), run
+def load_language_model(ckpt_path: str) -> tuple[LanguageModel, Vocab]:
+    """(network in eval mode, its vocabulary) from a language-model checkpoint."""
+    run = load_run(ckpt_path, tasks=("language_model",))
+    return run.module.net, run.datamodule.require_vocab()
 
 
-def sample_text(net: nn.Module, vocab: Vocab, prompt: str, max_new_tokens: int,
+def sample_text(net: LanguageModel, vocab: Vocab, prompt: str, max_new_tokens: int,
                 temperature: float, top_k: int | None, seed: int,
                 use_cache: bool = True) -> Iterator[str]:
     """Yield the decoded characters one at a time as they are sampled (never <pad> or <unk>)."""
@@ -70,7 +54,7 @@ def run_generate(cfg: DictConfig) -> str:
         raise UserError(f"temperature must be > 0 (use top_k=1 for greedy), got {cfg.temperature}")
     if cfg.top_k is not None and cfg.top_k < 1:
         raise UserError(f"top_k must be >= 1 or null, got {cfg.top_k}")
-    net, vocab, _ = load_language_model(cfg.ckpt_path)
+    net, vocab = load_language_model(cfg.ckpt_path)
     prompt = str(cfg.prompt)
     texts = []
     for i in range(cfg.samples):
@@ -90,10 +74,9 @@ def run_generate(cfg: DictConfig) -> str:
     return "\n\n".join(texts)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="generate")
+@entry_point("generate")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
-        run_generate(cfg)
+    run_generate(cfg)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 ``python -m dlbasics.translate ckpt_path=... 'text="two hundred and thirty-four"' beam_size=5
 heatmap=attention.png``.
 
-Greedy decoding when ``beam_size=1``, beam search otherwise. The checkpoint carries the run's
-config, its DataSpec and both vocabularies (the data module's state), so the text is tokenised and
-numericalised exactly as in training. ``heatmap=`` saves the attention weights of the translation
+Greedy decoding when ``beam_size=1``, beam search otherwise. The run is rebuilt from the checkpoint
+alone (``build.load_run``: config, DataSpec, both vocabularies, weights), so the text is tokenised
+and numericalised exactly as in training. ``heatmap=`` saves the attention weights of the translation
 (output tokens x source tokens) as a PNG. Without ``text``, every line of stdin is translated.
 """
 
@@ -14,38 +14,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dlbasics.build import build_task
-from dlbasics.data.vocab import EOS
+from dlbasics.build import load_run
+from dlbasics.cli import entry_point
+from dlbasics.data.vocab import EOS, detokenize
 from dlbasics.errors import UserError
-from dlbasics.runtime import load_checkpoint, register_resolvers, user_errors
-from dlbasics.spec import DataSpec
-
-register_resolvers()
 
 
 class Translator:
     """A checkpoint's network and data module, ready to translate sentences."""
 
     def __init__(self, ckpt_path: str) -> None:
-        ckpt = load_checkpoint(ckpt_path)
-        spec = DataSpec.from_dict(ckpt["dlbasics"]["spec"])
-        if spec.task != "seq2seq":
-            raise UserError(f"ckpt_path={ckpt_path} is a {spec.task} model; translate needs a "
-                            f"seq2seq checkpoint (e.g. model=seq2seq data=numbers)")
-        run = OmegaConf.create(ckpt["dlbasics"]["config"])
-        self.datamodule = instantiate(run.data)  # reads no data: the vocabularies come next
-        state = ckpt.get(type(self.datamodule).__qualname__)
-        if not state:
-            raise UserError(f"ckpt_path={ckpt_path} holds no vocabulary; retrain with dlbasics")
-        self.datamodule.load_state_dict(state)
-        task = build_task(run, spec)
-        task.load_state_dict(ckpt["state_dict"])
-        self.net = task.net.eval()
+        run = load_run(ckpt_path, tasks=("seq2seq",))
+        self.datamodule = run.datamodule  # reads no data: it holds the two vocabularies
+        self.net = run.module.net
 
     def __call__(self, text: str, beam_size: int = 1, length_penalty: float = 1.0,
                  max_len: int | None = None) -> dict[str, Any]:
@@ -62,7 +46,7 @@ class Translator:
         words = dm.decode_target(tokens[0])
         shown = words + [EOS] if len(words) < len(tokens[0]) else words
         return {
-            "translation": dm.detokenize(words),
+            "translation": detokenize(words),
             "source": dm.src_vocab.decode(src.tolist()),
             "output": shown,
             "attention": None if attn is None else attn[0, : len(shown)],
@@ -106,7 +90,7 @@ def translate(cfg: DictConfig) -> list[str]:
     out = []
     for i, text in enumerate(texts):
         result = translator(text, int(cfg.beam_size), float(cfg.length_penalty), cfg.max_len)
-        oov = [w for w, i_ in zip(translator.datamodule.tokenize(text),
+        oov = [w for w, i_ in zip(translator.datamodule.src_vocab.tokenize(text),
                                   translator.datamodule.encode_source(text).tolist())
                if i_ == unknown]
         if oov:
@@ -122,10 +106,9 @@ def translate(cfg: DictConfig) -> list[str]:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="translate")
+@entry_point("translate")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
-        translate(cfg)
+    translate(cfg)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,37 @@
-"""What every data module shares: loaders, seeded shuffling, the spec, and split helpers."""
+"""What every data module shares: the lifecycle, the loaders, the spec and the saved state.
+
+The lifecycle (Lightning's): ``prepare_data()`` downloads what is missing (once per node);
+``setup()`` reads, splits and encodes (every process, idempotent); ``spec`` is then cheap. A
+subclass states ``task`` and ``input_kind`` once, as class attributes (so model/data compatibility
+is checked from the configs alone), and implements ``build_datasets()`` and ``describe()``.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from dlbasics.spec import DataSpec
+from dlbasics.data.batching import EpochRandomSampler
+from dlbasics.data.vocab import Vocab
+from dlbasics.spec import DataSpec, InputKind, Task
 
 
 class DataModule(L.LightningDataModule):
     """Base LightningDataModule.
 
-    Subclasses declare ``input_kind`` and ``task`` as class attributes (so model/data compatibility
-    can be checked from the configs alone, before any data is read), implement ``spec`` and fill
-    ``train_set``/``val_set``/``test_set`` in ``setup``.
+    Args:
+        data_dir: where dataset files are read from and downloaded to.
+        batch_size: training batch size; ``eval_batch_size`` for val/test (default: the same).
+        num_workers, pin_memory: passed to every ``DataLoader``.
+        val_fraction: share of the non-test examples held out for validation (seeded by ``seed``).
+        seed: the run's seed: validation split and batch order.
     """
 
-    input_kind: ClassVar[str]
-    task: ClassVar[str]
+    task: ClassVar[Task]
+    input_kind: ClassVar[InputKind]
 
     def __init__(
         self,
@@ -30,57 +39,87 @@ class DataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
+        pin_memory: bool = False,
         val_fraction: float = 0.1,
         seed: int = 0,
-        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        self.pin_memory = pin_memory
         self.val_fraction = val_fraction
         self.seed = seed
-        self.pin_memory = pin_memory
+        self.vocabs: dict[str, Vocab] = {}
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
-    @property
-    def spec(self) -> DataSpec:
+    # ---- what subclasses implement ------------------------------------------------------------
+    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+        """Read, split and encode: (train, val, test). Builds ``self.vocabs`` if it is empty."""
         raise NotImplementedError
 
-    def collate_fn(self, batch):  # overridden by text modules (padding)
+    def describe(self) -> dict[str, Any]:
+        """The ``DataSpec`` fields besides ``task`` and ``input_kind`` (shape, classes, vocab)."""
+        raise NotImplementedError
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set, self.test_set = self.build_datasets()
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(task=self.task, input_kind=self.input_kind, **self.describe())
+
+    def require_vocab(self, name: str = "tokens") -> Vocab:
+        if name not in self.vocabs:
+            raise RuntimeError(f"{type(self).__name__} has no vocabulary yet: call setup() (or "
+                               f"load_data_state() with a checkpoint's state) first")
+        return self.vocabs[name]
+
+    # ---- state saved in checkpoints (the vocabularies), in one documented format ---------------
+    def data_state(self) -> dict[str, Any]:
+        """``{"vocabs": {name: {"itos": [...], "tokenizer": ...}}}``, or ``{}`` without one."""
+        return {"vocabs": {k: v.state_dict() for k, v in self.vocabs.items()}} if self.vocabs else {}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        """Use saved vocabularies instead of building them (re-encoding any split already set up)."""
+        vocabs = {k: Vocab.from_state_dict(v) for k, v in (state or {}).get("vocabs", {}).items()}
+        if vocabs and vocabs != self.vocabs:
+            self.vocabs = vocabs
+            if self.train_set is not None:
+                self.train_set = None
+                self.setup()
+
+    # ---- loaders --------------------------------------------------------------------------------
+    def collate_fn(self, batch: Any) -> Any:
         return torch.utils.data.default_collate(batch)
 
-    def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
+    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
+        """The training order; a ``BatchSampler`` to choose the batches too."""
+        return EpochRandomSampler(dataset, seed=self.seed)  # type: ignore[arg-type]
+
+    def _require(self, dataset: Dataset | None) -> Dataset:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-            collate_fn=self.collate_fn,
-        )
+        return dataset
+
+    def _loader(self, dataset: Dataset | None, **kwargs: Any) -> DataLoader:
+        return DataLoader(self._require(dataset), num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0, collate_fn=self.collate_fn,
+                          **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        sampler = self.train_sampler(self._require(self.train_set))
+        if isinstance(sampler, BatchSampler):
+            return self._loader(self.train_set, batch_sampler=sampler)
+        return self._loader(self.train_set, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, batch_size=self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, train=False)
-
-
-def stratified_split(
-    labels: np.ndarray | None, n: int, holdout: int | float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, held_out) of a seeded split, stratified by ``labels`` when given."""
-    idx = np.arange(n)
-    keep, held = train_test_split(idx, test_size=holdout, random_state=seed, stratify=labels)
-    return np.sort(keep), np.sort(held)
+        return self._loader(self.test_set, batch_size=self.eval_batch_size)

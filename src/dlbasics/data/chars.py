@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import Dataset, Sampler
 
 from dlbasics.data.base import DataModule
+from dlbasics.data.batching import RandomWindowSampler
 from dlbasics.data.vocab import Vocab, char_tokenize
 from dlbasics.errors import MissingDataError, UserError
-from dlbasics.spec import DataSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,21 @@ class CharCorpus(DataModule):
         self.corpus, self.block_size = corpus, block_size
         self.samples_per_epoch, self.test_fraction = samples_per_epoch, test_fraction
         self.download = download
-        self.vocab: Vocab | None = None  # set by load_state_dict (eval) or built from train text
         self._text: str | None = None
 
     # ---- the text and its vocabulary --------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return Path(self.data_dir) / "tinyshakespeare" / "input.txt"
+
+    def prepare_data(self) -> None:
+        if self.corpus == "shakespeare" and self.download and not self.path.is_file():
+            try:
+                download_shakespeare(self.path)
+                log.info("downloaded Tiny Shakespeare to %s", self.path)
+            except OSError as err:
+                log.info("could not download Tiny Shakespeare (%s); using the packaged copy", err)
+
     def text(self) -> str:
         if self._text is None:
             self._text = self._read()
@@ -132,13 +143,7 @@ class CharCorpus(DataModule):
     def _read(self) -> str:
         if self.corpus == "pydoc":
             return pydoc_text()
-        path = Path(self.data_dir) / "tinyshakespeare" / "input.txt"
-        if not path.is_file() and self.download:
-            try:
-                download_shakespeare(path)
-                log.info("downloaded Tiny Shakespeare to %s", path)
-            except OSError as err:
-                log.info("could not download Tiny Shakespeare (%s); using the packaged copy", err)
+        path = self.path
         if path.is_file():
             return path.read_text(encoding="utf-8")
         try:
@@ -153,43 +158,26 @@ class CharCorpus(DataModule):
         val_end = n - round(n * self.test_fraction)
         return val_end - round(n * self.val_fraction), val_end, n
 
-    def build_vocab(self) -> Vocab:
-        if self.vocab is None:
-            train_end = self.split_bounds()[0]
-            self.vocab = Vocab.build([char_tokenize(self.text()[:train_end])])
-        return self.vocab
-
     @property
-    def spec(self) -> DataSpec:
-        vocab = self.build_vocab()
-        return DataSpec(task="language_model", input_kind="tokens",
-                        input_shape=(self.block_size,), vocab_size=len(vocab),
-                        pad_index=vocab.pad_index, vocab=tuple(vocab.itos))
+    def vocab(self) -> Vocab:
+        return self.require_vocab()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"vocab": self.build_vocab().state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.vocab = Vocab.from_state_dict(state["vocab"])
+    def describe(self) -> dict[str, Any]:
+        vocab = self.vocab
+        return {"input_shape": (self.block_size,), "vocab_size": len(vocab),
+                "pad_index": vocab.pad_index, "vocab": tuple(vocab.itos)}
 
     # ---- datasets and loaders ------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        vocab = self.build_vocab()
-        ids = torch.tensor(vocab.encode(char_tokenize(self.text())), dtype=torch.long)
+    def build_datasets(self) -> tuple[CharWindows, ...]:
         train_end, val_end, n = self.split_bounds()
-        self.train_set = CharWindows(ids[:train_end], self.block_size, stride=1)
-        self.val_set = CharWindows(ids[train_end:val_end], self.block_size, stride=self.block_size)
-        self.test_set = CharWindows(ids[val_end:n], self.block_size, stride=self.block_size)
+        if "tokens" not in self.vocabs:
+            self.vocabs["tokens"] = Vocab.build([char_tokenize(self.text()[:train_end])],
+                                                tokenizer="char")
+        ids = torch.tensor(self.vocab.encode(char_tokenize(self.text())), dtype=torch.long)
+        return (CharWindows(ids[:train_end], self.block_size, stride=1),
+                CharWindows(ids[train_end:val_end], self.block_size, stride=self.block_size),
+                CharWindows(ids[val_end:n], self.block_size, stride=self.block_size))
 
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
-        # Offsets drawn with replacement from a seeded generator: fresh windows every epoch.
-        sampler = RandomSampler(self.train_set, replacement=True,
-                                num_samples=self.samples_per_epoch,
-                                generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=self.pin_memory, collate_fn=self.collate_fn)
+    def train_sampler(self, dataset: Dataset) -> Sampler:
+        # windows drawn with replacement, a fixed number per epoch, seeded by (seed, epoch)
+        return RandomWindowSampler(dataset, self.samples_per_epoch, seed=self.seed)  # type: ignore[arg-type]

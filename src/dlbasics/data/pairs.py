@@ -3,8 +3,8 @@
 Every module yields batches ``(src, tgt)`` of padded LongTensors: ``src`` (B, S) holds the source
 tokens, ``tgt`` (B, T) holds ``<sos> target tokens <eos>`` (the task feeds ``tgt[:, :-1]`` to the
 decoder and predicts ``tgt[:, 1:]``). Both vocabularies are built on the TRAIN split only, with
-``<pad>``=0, ``<unk>``=1, ``<sos>``, ``<eos>``; they are the module's ``state_dict()``, so
-checkpoints carry them and ``eval``/``translate`` numericalise text exactly as training did.
+``<pad>``=0, ``<unk>``=1, ``<sos>``, ``<eos>``; they are the module's saved state (``source`` and
+``target`` in ``data_state()``), so ``eval``/``translate`` numericalise text as training did.
 
 - ``NumberWords``: numbers written out by ``num2words`` in two languages (default English ->
   French), with a held-out RANGE of numbers for testing that never occurs in train or val.
@@ -14,9 +14,7 @@ checkpoints carry them and ``eval``/``translate`` numericalise text exactly as t
 from __future__ import annotations
 
 import copy
-import re
 import shutil
-import unicodedata
 import urllib.request
 import zipfile
 from collections import OrderedDict
@@ -27,40 +25,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from dlbasics.data.base import DataModule
-from dlbasics.data.text import BucketBatchSampler
-from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab
+from dlbasics.data.batching import BucketBatchSampler, pad_collate
+from dlbasics.data.splits import fixed_test_split, validation_split
+from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize
 from dlbasics.errors import MissingDataError, UserError
-from dlbasics.spec import DataSpec
 
 SPECIALS = (PAD, UNK, SOS, EOS)
 Pair = tuple[list[str], list[str]]  # (source tokens, target tokens)
-
-# Words (any script, with an inner apostrophe such as "don't" or "aujourd'hui") and every other
-# non-space character as its own token: "Qu'est-ce ?" -> ["qu'est", "-", "ce", "?"].
-_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00ab": '"', "\u00bb": '"',
-                         "\u201c": '"', "\u201d": '"'})
-_GLUE_LEFT = set(",.!?;:)%")  # no space before these when detokenizing
-_GLUE_BOTH = {"-", "'"}
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case, Unicode-normalise (NFC), and split words from punctuation."""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES).lower()
-    return _TOKEN.findall(text)
-
-
-def detokenize(tokens: Sequence[str]) -> str:
-    """Tokens back to text: "quatre - vingt - dix" -> "quatre-vingt-dix", "va !" -> "va!"."""
-    out = ""
-    for i, tok in enumerate(tokens):
-        glue = i == 0 or tok in _GLUE_LEFT or tok in _GLUE_BOTH or tokens[i - 1] in _GLUE_BOTH
-        out += tok if glue else " " + tok
-    return out
 
 
 class PairDataset(Dataset):
@@ -85,46 +59,47 @@ class PairDataModule(DataModule):
         min_freq: tokens seen fewer times in train map to ``<unk>`` (per side).
         max_vocab: at most this many entries per vocabulary, specials included.
         bucket: group training batches by length (less padding, faster recurrent steps).
+        bucket_pool: how many batches are length-sorted together.
     """
 
     input_kind = "tokens"
     task = "seq2seq"
 
     def __init__(self, min_freq: int = 1, max_vocab: int | None = None, bucket: bool = True,
-                 **kwargs: Any) -> None:
+                 bucket_pool: int = 50, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.min_freq, self.max_vocab, self.bucket = min_freq, max_vocab, bucket
-        self.src_vocab: Vocab | None = None
-        self.tgt_vocab: Vocab | None = None
+        self.min_freq, self.max_vocab = min_freq, max_vocab
+        self.bucket, self.bucket_pool = bucket, bucket_pool
         self._pairs: dict[str, list[Pair]] | None = None
 
     def read(self) -> dict[str, list[Pair]]:
         raise NotImplementedError
 
+    @property
+    def src_vocab(self) -> Vocab:
+        return self.require_vocab("source")
+
+    @property
+    def tgt_vocab(self) -> Vocab:
+        return self.require_vocab("target")
+
     # ---- text <-> ids ------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[str]:
-        return tokenize(text)
-
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return detokenize(tokens)
-
     def encode_source(self, text: str) -> torch.Tensor:
         """One sentence -> source ids (an empty sentence becomes ``[<unk>]``)."""
-        vocab = self._ensure_vocab()[0]
-        return torch.tensor(vocab.encode(self.tokenize(text)) or [vocab.unk_index])
+        vocab = self.src_vocab
+        return torch.tensor(vocab.encode_text(text) or [vocab.unk_index])
 
     def decode_target(self, ids: Sequence[int]) -> list[str]:
         """Target ids -> tokens, stopping at ``<eos>`` and skipping ``<sos>``/``<pad>``."""
-        vocab = self._ensure_vocab()[1]
         out = []
-        for tok in vocab.decode(int(i) for i in ids):
+        for tok in self.tgt_vocab.decode(int(i) for i in ids):
             if tok == EOS:
                 break
             if tok not in (SOS, PAD):
                 out.append(tok)
         return out
 
-    # ---- splits and vocabularies -------------------------------------------------------------
+    # ---- splits, vocabularies, datasets ------------------------------------------------------
     def pairs(self) -> dict[str, list[Pair]]:
         """{"train", "val", "test"} -> token pairs: exactly what the model sees."""
         if self._pairs is None:
@@ -133,69 +108,37 @@ class PairDataModule(DataModule):
                 raise UserError(f"{type(self).__name__}: no training pairs left after filtering")
         return self._pairs
 
-    def _ensure_vocab(self) -> tuple[Vocab, Vocab]:
-        if self.src_vocab is None or self.tgt_vocab is None:
-            train = self.pairs()["train"]
-            self.src_vocab = Vocab.build((s for s, _ in train), self.min_freq, self.max_vocab,
-                                         specials=SPECIALS)
-            self.tgt_vocab = Vocab.build((t for _, t in train), self.min_freq, self.max_vocab,
-                                         specials=SPECIALS)
-        return self.src_vocab, self.tgt_vocab
-
-    @property
-    def spec(self) -> DataSpec:
-        src, tgt = self._ensure_vocab()
-        return DataSpec(
-            task="seq2seq", input_kind="tokens", input_shape=(0,),  # lengths vary per batch
-            vocab_size=len(src), pad_index=src.pad_index, vocab=tuple(src.itos),
-            tgt_vocab_size=len(tgt), tgt_pad_index=tgt.pad_index, tgt_vocab=tuple(tgt.itos),
-        )
+    def build_datasets(self) -> tuple[PairDataset, ...]:
+        splits = self.pairs()
+        for side, name in enumerate(("source", "target")):
+            if name not in self.vocabs:
+                self.vocabs[name] = Vocab.build((p[side] for p in splits["train"]), self.min_freq,
+                                                self.max_vocab, SPECIALS, tokenizer="sentence")
+        return tuple(self._encode(splits[name]) for name in ("train", "val", "test"))
 
     def _encode(self, pairs: list[Pair]) -> PairDataset:
-        src_vocab, tgt_vocab = self._ensure_vocab()
+        src_vocab, tgt_vocab = self.src_vocab, self.tgt_vocab
         sos, eos = tgt_vocab.stoi[SOS], tgt_vocab.stoi[EOS]
         src = [torch.tensor(src_vocab.encode(s) or [src_vocab.unk_index]) for s, _ in pairs]
         tgt = [torch.tensor([sos, *tgt_vocab.encode(t), eos]) for _, t in pairs]
         return PairDataset(src, tgt)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            splits = self.pairs()
-            self.train_set = self._encode(splits["train"])
-            self.val_set = self._encode(splits["val"])
-            self.test_set = self._encode(splits["test"])
+    def describe(self) -> dict[str, Any]:
+        src, tgt = self.src_vocab, self.tgt_vocab
+        return {"input_shape": (0,),  # lengths vary per batch
+                "vocab_size": len(src), "pad_index": src.pad_index, "vocab": tuple(src.itos),
+                "tgt_vocab_size": len(tgt), "tgt_pad_index": tgt.pad_index,
+                "tgt_vocab": tuple(tgt.itos)}
 
-    # ---- batches -----------------------------------------------------------------------------
-    def collate_fn(self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]):
-        src, tgt = zip(*batch)
-        return (pad_sequence(list(src), batch_first=True, padding_value=0),
-                pad_sequence(list(tgt), batch_first=True, padding_value=0))
+    def collate_fn(self, batch: Any) -> Any:
+        return pad_collate(batch, pad_index=0)  # <pad> is 0 in both vocabularies
 
-    def train_dataloader(self) -> DataLoader:
+    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
+        sampler = super().train_sampler(dataset)
         if not self.bucket:
-            return super().train_dataloader()
-        if self.train_set is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
-        sampler = BucketBatchSampler(self.train_set.lengths, self.batch_size, self.seed)
-        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collate_fn,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=self.pin_memory)
-
-    # ---- the vocabularies travel in checkpoints -----------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        if self.src_vocab is None or self.tgt_vocab is None:
-            return {}
-        return {"src_itos": list(self.src_vocab.itos), "tgt_itos": list(self.tgt_vocab.itos)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Use the saved vocabularies (re-encoding any split already set up)."""
-        if not state_dict:
-            return
-        self.src_vocab = Vocab(state_dict["src_itos"])
-        self.tgt_vocab = Vocab(state_dict["tgt_itos"])
-        if self.train_set is not None:
-            self.train_set = None
-            self.setup()
+            return sampler
+        return BucketBatchSampler(sampler, self.batch_size, lengths=dataset.lengths,  # type: ignore[attr-defined]
+                                  pool=self.bucket_pool, seed=self.seed)
 
 
 # ---- number words ---------------------------------------------------------------------------
@@ -285,8 +228,8 @@ class NumberWords(PairDataModule):
 
     def read(self) -> dict[str, list[Pair]]:
         return {
-            split: [(self.tokenize(number_words(int(x), self.src_lang)),
-                     self.tokenize(number_words(int(x), self.tgt_lang))) for x in numbers]
+            split: [(sentence_tokenize(number_words(int(x), self.src_lang)),
+                     sentence_tokenize(number_words(int(x), self.tgt_lang))) for x in numbers]
             for split, numbers in self.split_numbers().items()
         }
 
@@ -345,7 +288,7 @@ class TabPairs(PairDataModule):
         super().__init__(**kwargs)
         self.path = Path(path).expanduser() if path else Path(self.data_dir) / filename
         self.reverse, self.max_len, self.max_pairs = reverse, max_len, max_pairs
-        self.prefixes = tuple(tuple(tokenize(p)) for p in prefixes or ())
+        self.prefixes = tuple(tuple(sentence_tokenize(p)) for p in prefixes or ())
         self.test_fraction, self.download, self.url = test_fraction, download, url
 
     def _fetch(self) -> None:
@@ -379,7 +322,9 @@ class TabPairs(PairDataModule):
                 f"tutorial's copy)")
         pairs = []
         for a, b in read_tab_pairs(self.path):
-            src, tgt = (tokenize(b), tokenize(a)) if self.reverse else (tokenize(a), tokenize(b))
+            src, tgt = sentence_tokenize(a), sentence_tokenize(b)
+            if self.reverse:
+                src, tgt = tgt, src
             if not src or not tgt or len(src) > self.max_len or len(tgt) > self.max_len:
                 continue
             if self.prefixes and not any(tuple(src[: len(p)]) == p for p in self.prefixes):
@@ -392,17 +337,14 @@ class TabPairs(PairDataModule):
         return self._split(pairs)
 
     def _split(self, pairs: list[Pair]) -> dict[str, list[Pair]]:
-        """Split by distinct source sentence: test with a fixed seed (the same test set for every
-        run), then val from the rest with the run's seed."""
+        """Split by distinct source sentence: every translation of a sentence lands in the same
+        split, so a test sentence is never seen in training with another translation."""
         sources = sorted({tuple(s) for s, _ in pairs})
-        order = np.random.default_rng(0).permutation(len(sources))
-        n_test = max(1, round(self.test_fraction * len(sources)))
-        test, rest = order[:n_test], order[n_test:]
-        rest = np.random.default_rng(self.seed).permutation(rest)
-        n_val = max(1, round(self.val_fraction * len(rest)))
+        rest, test = fixed_test_split(len(sources), self.test_fraction)
+        train, val = validation_split(len(rest), self.val_fraction, self.seed)
         split_of = {sources[i]: "test" for i in test}
-        split_of.update({sources[i]: "val" for i in rest[:n_val]})
-        split_of.update({sources[i]: "train" for i in rest[n_val:]})
+        split_of.update({sources[i]: "val" for i in rest[val]})
+        split_of.update({sources[i]: "train" for i in rest[train]})
         out: dict[str, list[Pair]] = {"train": [], "val": [], "test": []}
         for s, t in pairs:
             out[split_of[tuple(s)]].append((s, t))

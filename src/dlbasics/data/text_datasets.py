@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.data.base import stratified_split
+from dlbasics.data.splits import fixed_test_split
 from dlbasics.data.text import Split, TextClassification
 from dlbasics.errors import MissingDataError
 
@@ -28,6 +28,7 @@ AG_NEWS_URLS = {  # the CharCNN authors' copy, used by torchtext
 }
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+IMDB_EXPECTED = "aclImdb/{train,test}/{pos,neg}/*.txt (from aclImdb_v1.tar.gz)"
 
 
 def _download_failed(name: str, where: Path, expected: str, err: Exception | None) -> None:
@@ -90,7 +91,8 @@ class AGNews(TextClassification):
         return texts, np.asarray(labels, dtype=np.int64)
 
     def read(self) -> dict[str, Split]:
-        self.prepare_data()
+        if any(not (self.root / n).is_file() for n in AG_NEWS_URLS):
+            _download_failed("AG News", self.root, "train.csv and test.csv", None)
         return {split: self._read_csv(self.root / f"{split}.csv") for split in ("train", "test")}
 
 
@@ -118,15 +120,14 @@ class IMDB(TextClassification):
     def prepare_data(self) -> None:
         if self._present():
             return
-        expected = "aclImdb/{train,test}/{pos,neg}/*.txt (from aclImdb_v1.tar.gz)"
         if not self.download:
-            _download_failed("IMDB", Path(self.data_dir), expected, None)
+            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, None)
         from torchvision.datasets.utils import download_and_extract_archive
 
         try:
             download_and_extract_archive(IMDB_URL, str(self.data_dir), md5=IMDB_MD5)
         except (RuntimeError, OSError) as err:
-            _download_failed("IMDB", Path(self.data_dir), expected, err)
+            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, err)
 
     def _read_split(self, split: str) -> Split:
         texts, labels = [], []
@@ -137,7 +138,8 @@ class IMDB(TextClassification):
         return texts, np.asarray(labels, dtype=np.int64)
 
     def read(self) -> dict[str, Split]:
-        self.prepare_data()
+        if not self._present():
+            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, None)
         return {split: self._read_split(split) for split in ("train", "test")}
 
 
@@ -187,6 +189,6 @@ class RTSentiment(TextClassification):
 
     def read(self) -> dict[str, Split]:
         texts, labels = self.read_all()
-        train, test = stratified_split(labels, len(labels), self.test_fraction, seed=0)
+        train, test = fixed_test_split(len(labels), self.test_fraction, labels)
         return {"train": ([texts[i] for i in train], labels[train]),
                 "test": ([texts[i] for i in test], labels[test])}

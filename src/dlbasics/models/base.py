@@ -1,14 +1,16 @@
-"""The one interface every classifier/regressor network shares (as timm's models do).
+"""The interface every network shares (as timm's models do), and the layer library switch.
 
 ``forward_features(x) -> features``, ``forward_head(features) -> outputs``,
-``forward(x) = forward_head(forward_features(x))`` and ``reset_head(num_outputs)``:
-transfer learning and saliency then work on every model alike.
+``forward(x) = forward_head(forward_features(x))`` and ``reset_head(num_outputs)``: transfer
+learning and attributions work on every model alike. Language models add ``step`` (next-token
+logits given a cache, ``LanguageModel`` below); encoder-decoders add ``encode``/``decode_step``
+(``encoder_decoder.EncoderDecoder``).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -58,8 +60,30 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_head(self, num_outputs: int) -> None:
-        """Replace the last layer, e.g. to fine-tune on a dataset with other classes."""
-        self.head = nn.Linear(self.head.in_features, num_outputs).to(self.head.weight.device)
+        """Replace the last layer (a fresh ``Linear`` of the same library), e.g. to fine-tune
+        on a dataset with other classes. A head tied to another weight cannot be replaced."""
+        tied = [n for n, p in self.named_parameters(remove_duplicate=False)
+                if p is self.head.weight and not n.startswith("head.")]
+        if tied:
+            raise ValueError(f"{type(self).__name__}'s head shares its weight with {tied[0]} "
+                             f"(weight tying): build the model with another vocabulary instead")
+        weight = self.head.weight
+        head = type(self.head)(self.head.in_features, num_outputs, bias=self.head.bias is not None)
+        self.head = head.to(device=weight.device, dtype=weight.dtype)
+
+
+class LanguageModel(Network):
+    """A causal language model: ``forward(idx (B, T)) -> logits (B, T, V)`` at every position,
+    and ``step(idx, state) -> (logits of the new tokens, state)`` continuing from a cache of the
+    tokens before them (a Transformer's keys/values, an LSTM's (h, c); ``None`` starts afresh).
+    ``block_size``: the longest context it accepts (``None``: any)."""
+
+    input_kinds = frozenset({"tokens"})
+    tasks = frozenset({"language_model"})
+    block_size: int | None = None
+
+    def step(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
 
 
 def activation(name: str) -> nn.Module:

@@ -1,6 +1,10 @@
-"""The classic convolutional stack (LeNet-like): [Conv -> (BN) -> ReLU] x n -> Pool, repeated, then MLP.
+"""The classic convolutional stack (LeNet-like), on images in 2-D and on signals in 1-D.
 
-Images get 2-D convolutions; real-valued signals such as MNIST-1D get the same network in 1-D.
+    x (B, C, H, W) | (B, C, L)
+      -> for each width c in channels: [Conv(c, k) -> (BatchNorm) -> act] x convs_per_block
+                                       -> Pool(2)          (halves H, W | L)
+      -> (global average pool) -> flatten -> (Dropout) -> [Linear(hidden) -> act -> (Dropout)]
+      -> head -> (B, num_outputs)
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class CNN(Network):
         if pool == "max":
             downsample = lib.MaxPool2d if two_d else lib.MaxPool1d
         elif pool == "avg":
-            downsample = lib.AvgPool2d if two_d else nn.AvgPool1d
+            downsample = lib.AvgPool2d if two_d else lib.AvgPool1d
         else:
             raise ValueError(f"model.pool must be 'max' or 'avg', got {pool!r}")
 
@@ -61,12 +65,12 @@ class CNN(Network):
             flat = self.features(torch.zeros(1, *spec.input_shape)).shape[1]
         tail: list[nn.Module] = []
         if dropout > 0:
-            tail.append(nn.Dropout(dropout))
+            tail.append(lib.Dropout(dropout))
         width = flat
         if hidden:
             tail += [lib.Linear(flat, hidden), activation(act)]
             if dropout > 0:
-                tail.append(nn.Dropout(dropout))
+                tail.append(lib.Dropout(dropout))
             width = hidden
         self.neck = nn.Sequential(*tail)
         self.head = lib.Linear(width, spec.num_outputs)

@@ -1,4 +1,7 @@
-"""An LSTM language model: embedding -> dropout -> LSTM -> dropout -> head -> logits (B, T, V).
+"""An LSTM language model.
+
+    idx (B, T) -> embedding (B, T, n_embd) -> dropout -> LSTM stack (B, T, hidden) -> dropout
+               -> head -> logits (B, T, V)
 
 Training windows start from a zero state; generation carries the state ``(h, c)`` from token to
 token (``step``), so the context is not limited to a window. With ``tie_weights`` the head reuses
@@ -11,15 +14,13 @@ import torch
 from torch import nn
 
 from dlbasics.errors import UserError
-from dlbasics.models.base import Network, layer_library
+from dlbasics.models.base import LanguageModel, layer_library
 from dlbasics.spec import DataSpec
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c): (num_layers, B, hidden) each
 
 
-class LMLSTM(Network):
-    input_kinds = frozenset({"tokens"})
-    tasks = frozenset({"language_model"})
+class LMLSTM(LanguageModel):
     block_size = None  # a recurrent state: any context length
 
     def __init__(

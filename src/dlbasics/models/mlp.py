@@ -1,4 +1,8 @@
-"""Multi-layer perceptron: flatten -> [Linear -> (BatchNorm) -> activation -> (Dropout)] x depth -> head."""
+"""Multi-layer perceptron.
+
+    x (B, ...) -> flatten (B, F) -> [Linear(hidden) -> (BatchNorm) -> act -> (Dropout)] x depth
+      -> head -> (B, num_outputs)
+"""
 
 from __future__ import annotations
 

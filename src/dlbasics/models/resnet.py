@@ -1,4 +1,10 @@
-"""A small CIFAR-style ResNet (He et al. 2016): 3x3 stem, stages of basic blocks, global pooling."""
+"""A small CIFAR-style ResNet (He et al. 2016).
+
+    x (B, C, H, W) -> 3x3 conv stem (widths[0]) -> BN -> ReLU
+      -> for each stage i: blocks_per_stage x BasicBlock(widths[i]); the first block of every
+         stage after the first halves H and W (stride 2, a 1x1 conv shortcut)
+      -> global average pool (B, widths[-1]) -> Dropout -> head -> (B, num_outputs)
+"""
 
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ class ResNet(Network):
                 blocks.append(BasicBlock(lib, in_ch, width, stride))
                 in_ch = width
         self.stages = nn.Sequential(*blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), lib.Dropout(dropout))
         self.head = lib.Linear(in_ch, spec.num_outputs)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

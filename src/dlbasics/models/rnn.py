@@ -1,9 +1,12 @@
 """Recurrent classifier: input layer -> (bi)RNN/LSTM/GRU stack -> pool over time -> linear head.
 
-Padding never changes a prediction: padded batches run as packed sequences (``impl=torch``) or with
-the scratch layers' ``lengths=`` argument (the same semantics), and mean/max pooling are masked.
-Token inputs get an embedding (optionally pretrained GloVe/word2vec vectors); signals (C, L) such
-as MNIST-1D are L time steps of C features.
+    x (B, L) ids | (B, C, L) signal -> inputs -> (B, L, embed_dim) -> dropout
+      -> RNN stack -> outputs (B, L, hidden * dirs), final states (layers * dirs, B, hidden)
+      -> pool: last (final states of the top layer) | mean | max (over real steps) -> dropout
+      -> head -> (B, num_outputs)
+
+Padding never changes a prediction: padded batches run as packed sequences (``impl=torch``) or
+with the scratch layers' ``lengths=`` argument (the same semantics), and pooling is masked.
 """
 
 from __future__ import annotations
@@ -11,16 +14,15 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import Network, layer_library
-from dlbasics.models.inputs import sequence_input
+from dlbasics.models.base import layer_library
+from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-POOLS = ("last", "mean", "max")
 
 
-class RNNClassifier(Network):
-    input_kinds = frozenset({"tokens", "signal"})
+class RNNClassifier(SequenceClassifier):
+    pools = ("last", "mean", "max")
 
     def __init__(
         self,
@@ -37,26 +39,14 @@ class RNNClassifier(Network):
         signal_kernel: int = 1,
         impl: str = "torch",
     ) -> None:
-        """
-        Args:
-            pool: ``last`` -> the final hidden state of the top layer (both directions' final
-                states when bidirectional: the backward one has read the whole sequence back to
-                its first token); ``mean``/``max`` -> over the top layer's outputs at real steps.
-            dropout: on the inputs, between stacked layers, and on the pooled features.
-            signal_kernel: signals only: 1 projects each step's channels; an odd k > 1 projects
-                a window of k steps (a convolutional stem, see ``inputs.SignalProjection``).
-        """
-        super().__init__()
-        self.check_spec(spec)
+        """``pool=last``: the final hidden state of the top layer (both directions' when
+        bidirectional: the backward one has read the whole sequence back to its first token).
+        See ``SequenceClassifier`` for the shared arguments."""
+        super().__init__(spec, embed_dim, dropout, pool, pretrained_embeddings,
+                         freeze_embeddings, signal_kernel, impl)
         if cell not in CELLS:
             raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if pool not in POOLS:
-            raise ValueError(f"model.pool must be one of {list(POOLS)}, got {pool!r}")
         lib = layer_library(impl)
-        self.impl, self.pool = impl, pool
-        self.inputs = sequence_input(spec, embed_dim, pretrained_embeddings, freeze_embeddings,
-                                     impl, signal_kernel)
-        self.drop = lib.Dropout(dropout)
         self.rnn = getattr(lib, CELLS[cell])(
             embed_dim, hidden, num_layers=num_layers, batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional,
@@ -90,15 +80,8 @@ class RNNClassifier(Network):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out, h_n, valid = self.encode(x)
-        if self.pool == "last":
-            # the top layer's final state of each direction: forward, then backward
+        if self.pool == "last":  # the top layer's final state of each direction
             feats = torch.cat(list(h_n[-self.num_directions:]), dim=-1)
-        elif valid is None:
-            feats = out.mean(1) if self.pool == "mean" else out.amax(1)
         else:
-            real = valid.unsqueeze(-1)
-            if self.pool == "mean":
-                feats = (out * real).sum(1) / real.sum(1)
-            else:
-                feats = out.masked_fill(~real, float("-inf")).amax(1)
+            feats = self.pool_steps(out, valid)
         return self.drop(feats)

@@ -22,59 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from dlbasics.models.base import layer_library
-from dlbasics.models.seq2seq import Memory, Seq2SeqNetwork
+from dlbasics.models.blocks import Positions, TransformerBlock
+from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
 
 
-def sinusoidal_positions(max_len: int, dim: int) -> Tensor:
-    """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
-    pos = torch.arange(max_len, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(max_len, dim)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
-    return pe
-
-
-class Block(nn.Module):
-    """Pre-LN transformer block; ``cross=True`` adds attention over the encoder's memory."""
-
-    def __init__(self, dim: int, heads: int, ff: int, dropout: float, lib: Any,
-                 cross: bool = False) -> None:
-        super().__init__()
-        self.ln_self = nn.LayerNorm(dim)
-        self.self_attn = lib.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.cross_attn = None
-        if cross:
-            self.ln_cross = nn.LayerNorm(dim)
-            self.cross_attn = lib.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.ln_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(lib.Linear(dim, ff), nn.ReLU(), lib.Dropout(dropout),
-                                lib.Linear(ff, dim))
-        self.drop = lib.Dropout(dropout)
-
-    def forward(self, x: Tensor, pad_mask: Tensor | None = None, causal: Tensor | None = None,
-                memory: Memory | None = None, need_weights: bool = False,
-                past: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
-        """pad_mask/causal: True where attention is NOT allowed. ``past`` (B, t, D): this block's
-        normalised inputs at earlier positions, when ``x`` holds only the new ones (incremental
-        decoding). Returns x, the cross-attention weights (B, T, S) averaged over heads when
-        asked, and the normalised inputs of all positions (the next step's ``past``)."""
-        h = self.ln_self(x)
-        kv = h if past is None else torch.cat([past, h], dim=1)
-        x = x + self.drop(self.self_attn(h, kv, kv, key_padding_mask=pad_mask, attn_mask=causal,
-                                         need_weights=False)[0])
-        weights = None
-        if self.cross_attn is not None and memory is not None:
-            h = self.ln_cross(x)
-            a, weights = self.cross_attn(h, memory["values"], memory["values"],
-                                         key_padding_mask=~memory["mask"],
-                                         need_weights=need_weights)
-            x = x + self.drop(a)
-        return x + self.drop(self.ff(self.ln_ff(x))), weights, kv
-
-
-class TransformerSeq2Seq(Seq2SeqNetwork):
+class TransformerSeq2Seq(EncoderDecoder):
     def __init__(
         self,
         spec: DataSpec,
@@ -93,58 +46,52 @@ class TransformerSeq2Seq(Seq2SeqNetwork):
         self.d_model = d_model
         self.src_embed = nn.Embedding(spec.vocab_size, d_model, padding_idx=self.src_pad)
         self.tgt_embed = nn.Embedding(spec.tgt_vocab_size, d_model, padding_idx=self.tgt_pad)
-        self.register_buffer("positions", sinusoidal_positions(max_len, d_model),
-                             persistent=False)
+        self.positions = Positions("sinusoidal", max_len, d_model)
         self.drop = lib.Dropout(dropout)
-        self.encoder = nn.ModuleList(Block(d_model, nhead, dim_feedforward, dropout, lib)
-                                     for _ in range(num_encoder_layers))
-        self.decoder = nn.ModuleList(Block(d_model, nhead, dim_feedforward, dropout, lib,
-                                           cross=True) for _ in range(num_decoder_layers))
+        self.encoder = nn.ModuleList(
+            TransformerBlock(d_model, nhead, dim_feedforward, dropout, act="relu", impl=impl)
+            for _ in range(num_encoder_layers))
+        self.decoder = nn.ModuleList(
+            TransformerBlock(d_model, nhead, dim_feedforward, dropout, act="relu", cross=True,
+                             impl=impl) for _ in range(num_decoder_layers))
         self.ln_enc = nn.LayerNorm(d_model)
         self.ln_dec = nn.LayerNorm(d_model)
         self.head = lib.Linear(d_model, spec.tgt_vocab_size)
 
     def _embed(self, embed: nn.Embedding, ids: Tensor, start: int = 0) -> Tensor:
         """Token embeddings of positions start, start + 1, ..."""
-        end = start + ids.size(1)
-        if end > len(self.positions):
-            raise ValueError(f"a sequence of {end} tokens is longer than "
-                             f"model.max_len={len(self.positions)}")
-        return self.drop(embed(ids) * math.sqrt(self.d_model) + self.positions[start:end])
+        pos = self.positions(ids.size(1), start)
+        return self.drop(embed(ids) * math.sqrt(self.d_model) + pos)
 
     def encode(self, src: Tensor) -> tuple[Memory, Any]:
         mask = src != self.src_pad
         x = self._embed(self.src_embed, src)
         for block in self.encoder:
-            x, _, _ = block(x, pad_mask=~mask)
+            x = block(x, pad_mask=~mask)[0]
         return {"values": self.ln_enc(x), "mask": mask}, None
 
-    def _decode(self, tgt_in: Tensor, memory: Memory, need_weights: bool = False
-                ) -> tuple[Tensor, Tensor | None]:
-        """tgt_in (B, T) -> logits (B, T, V) and the last block's cross-attention (B, T, S)."""
-        t = tgt_in.size(1)
-        causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).triu(1)
-        y = self._embed(self.tgt_embed, tgt_in)
-        weights = None
+    def _decode(self, tgt_in: Tensor, memory: Memory, past: list[Tensor] | None = None,
+                need_weights: bool = False) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """tgt_in (B, T) -> logits (B, T, V), each block's cache, and the last block's
+        cross-attention (B, T, S). With ``past`` (the cache of the earlier positions), ``tgt_in``
+        holds only the new tokens."""
+        start = 0 if past is None else past[0].size(1)
+        y = self._embed(self.tgt_embed, tgt_in, start)
+        cache, weights = [], None
         for i, block in enumerate(self.decoder):
-            last = i == len(self.decoder) - 1
-            y, weights, _ = block(y, causal=causal, memory=memory,
-                                  need_weights=need_weights and last)
-        return self.head(self.ln_dec(y)), weights
+            y, kv, weights = block(y, causal=True, past=None if past is None else past[i],
+                                   memory=memory["values"], memory_pad_mask=~memory["mask"],
+                                   need_weights=need_weights and i == len(self.decoder) - 1)
+            cache.append(kv)
+        return self.head(self.ln_dec(y)), cache, weights
 
     def decode_step(self, prefix: Tensor, state: Any, memory: Memory
                     ) -> tuple[Tensor, Any, Tensor | None]:
         """Only the newest token runs through the decoder: ``state`` caches every block's
         normalised inputs at the earlier positions (keys and values of causal self-attention),
         so a step costs O(t) instead of rerunning the prefix."""
-        past = state or [None] * len(self.decoder)
-        y = self._embed(self.tgt_embed, prefix[:, -1:], start=prefix.size(1) - 1)
-        cache, weights = [], None
-        for i, block in enumerate(self.decoder):
-            y, weights, kv = block(y, memory=memory, past=past[i],
-                                   need_weights=i == len(self.decoder) - 1)
-            cache.append(kv)
-        return self.head(self.ln_dec(y))[:, -1], cache, weights[:, -1]  # type: ignore[index]
+        logits, cache, weights = self._decode(prefix[:, -1:], memory, state, need_weights=True)
+        return logits[:, -1], cache, weights[:, -1]  # type: ignore[index]
 
     def reorder_state(self, state: Any, index: Tensor) -> Any:
         return None if state is None else [kv.index_select(0, index) for kv in state]

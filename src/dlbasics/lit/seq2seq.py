@@ -23,8 +23,8 @@ from torch.nn import functional as F
 from torchmetrics.text import BLEUScore
 
 from dlbasics.data.vocab import EOS, PAD, SOS
+from dlbasics.lit.base import LitModule, OptimizerFactory, SchedulerFactory
 from dlbasics.spec import DataSpec
-from dlbasics.task import OptimizerFactory, Task
 
 
 class ExactMatch(torchmetrics.Metric):
@@ -50,19 +50,19 @@ def sequence_metrics() -> torchmetrics.MetricCollection:
     return torchmetrics.MetricCollection({"exact_match": ExactMatch(), "bleu": BLEUScore(n_gram=4)})
 
 
-class Seq2SeqTask(Task):
+class LitSeq2Seq(LitModule):
     def __init__(
         self,
         net: nn.Module,
         spec: DataSpec,
         optimizer: OptimizerFactory,
-        scheduler: dict[str, Any] | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "step",
         l1: float = 0.0,
         label_smoothing: float = 0.0,
         teacher_forcing: float = 1.0,
         test_beam_size: int = 1,
         length_penalty: float = 1.0,
-        **unused: Any,
     ) -> None:
         """
         Args:
@@ -71,9 +71,9 @@ class Seq2SeqTask(Task):
             test_beam_size: > 1 also scores beam search of this width on the test set.
             length_penalty: beam score = sum log p / length ** length_penalty.
         """
-        super().__init__(net, spec, optimizer, scheduler, l1, label_smoothing)
+        super().__init__(net, spec, optimizer, scheduler, scheduler_interval, l1, label_smoothing)
         if not 0.0 <= teacher_forcing <= 1.0:
-            raise ValueError(f"task.teacher_forcing must be in [0, 1], got {teacher_forcing}")
+            raise ValueError(f"module.teacher_forcing must be in [0, 1], got {teacher_forcing}")
         self.teacher_forcing = teacher_forcing
         self.test_beam_size = test_beam_size
         self.length_penalty = length_penalty

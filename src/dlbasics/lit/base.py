@@ -1,7 +1,8 @@
-"""The shared LightningModule: loss, torchmetrics, optimizer and scheduler from config, L1/L2, logging.
+"""The shared LightningModule: loss, torchmetrics, optimizer and scheduler from config, L1/L2.
 
-Every network trains through ``Task`` (classification and regression); language modelling and
-seq2seq subclass it and override ``forward_batch`` and ``build_metrics``.
+Every network trains through ``LitModule`` (classification and regression); language modelling
+and seq2seq subclass it (``LitLanguageModel``, ``LitSeq2Seq``) and override ``forward_batch`` and
+``build_metrics``. Checkpoints carry what rebuilds the run (``dlbasics.checkpoint``).
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ import torchmetrics
 from torch import nn
 from torch.nn import functional as F
 
+from dlbasics.checkpoint import run_payload
 from dlbasics.spec import DataSpec
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
-class Task(L.LightningModule):
+class LitModule(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
         spec: DataSpec,
         optimizer: OptimizerFactory,
-        scheduler: dict[str, Any] | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "step",
         l1: float = 0.0,
         label_smoothing: float = 0.0,
     ) -> None:
@@ -35,18 +39,21 @@ class Task(L.LightningModule):
         Args:
             optimizer: a partial ``torch.optim`` class (Hydra ``_partial_: true``) taking params;
                 its ``weight_decay`` (L2) applies to weight matrices only, not biases or norms.
-            scheduler: ``{"scheduler": partial LR scheduler, "interval": "step"|"epoch"}`` or None;
-                ``total_steps``/``T_max`` are filled from the trainer when the scheduler needs them.
+            scheduler: a partial LR scheduler taking the optimizer, or None; ``total_steps`` /
+                ``T_max`` are filled from the trainer when the scheduler needs them.
+            scheduler_interval: ``step`` (every batch) or ``epoch``.
             l1: coefficient of an explicit L1 penalty on weight matrices added to the training loss.
+            label_smoothing: of the cross-entropy loss (classification, LM, seq2seq).
         """
         super().__init__()
         self.net = net
         self.spec = spec
         self.optimizer_factory = optimizer
-        self.scheduler_cfg = scheduler
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
         self.l1 = l1
         self.label_smoothing = label_smoothing
-        self.run_config: dict[str, Any] | None = None  # set by train.py, saved in checkpoints
+        self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -122,10 +129,10 @@ class Task(L.LightningModule):
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(groups)
-        if not self.scheduler_cfg or self.scheduler_cfg.get("scheduler") is None:
+        factory = self.scheduler_factory
+        if factory is None:
             return optimizer
-        factory = self.scheduler_cfg["scheduler"]
-        interval = self.scheduler_cfg.get("interval", "step")
+        interval = self.scheduler_interval
         total = (self.trainer.estimated_stepping_batches if interval == "step"
                  else self.trainer.max_epochs)
         params = inspect.signature(getattr(factory, "func", factory)).parameters
@@ -134,6 +141,8 @@ class Task(L.LightningModule):
         scheduler = factory(optimizer, **extra)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
-    # ---- checkpoints carry what eval/generate need to rebuild the run ---------------------------
+    # ---- checkpoints carry what rebuilds the run --------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["dlbasics"] = {"config": self.run_config, "spec": self.spec.to_dict()}
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        data_state = datamodule.data_state() if hasattr(datamodule, "data_state") else {}
+        checkpoint.update(run_payload(self.run_config, self.spec, data_state))

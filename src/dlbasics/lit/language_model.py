@@ -16,7 +16,7 @@ import torchmetrics
 from torch.nn import functional as F
 from torchmetrics.text import Perplexity
 
-from dlbasics.task import Task
+from dlbasics.lit.base import LitModule
 
 
 class BitsPerToken(Perplexity):
@@ -26,7 +26,7 @@ class BitsPerToken(Perplexity):
         return self.total_log_probs / self.count / math.log(2)
 
 
-class LanguageModelTask(Task):
+class LitLanguageModel(LitModule):
     """Cross-entropy over all positions; metrics ``bpc`` and ``ppl`` per stage."""
 
     def build_metrics(self) -> torchmetrics.MetricCollection:

@@ -1,7 +1,9 @@
-"""What the config groups offer, and which model/data pairs compose, read from `conf/` alone.
+"""Where the configs live, what each config group offers, and which model/data pairs compose.
 
-Compatibility comes from class attributes (a network's ``input_kinds``/``tasks``, a data module's
-``input_kind``/``task``), so a bad pair fails before any data is read or any model is built.
+``conf/`` sits at the top of a clone and ships inside the wheel as ``dlbasics/conf`` (the same
+files, mapped by ``pyproject.toml``). Compatibility comes from class attributes (a network's
+``input_kinds``/``tasks``, a data module's ``input_kind``/``task``), read from ``conf/`` alone, so
+a bad pair fails before any data is read or any model is built.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-REPO_ROOT = CONF_DIR.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONF_DIR = PACKAGE_DIR / "conf" if (PACKAGE_DIR / "conf").is_dir() else PACKAGE_DIR.parents[1] / "conf"
+# a clone: its top folder (data/ and outputs/ go there); an installed wheel: the working folder
+PROJECT_ROOT = CONF_DIR.parent if CONF_DIR.parent != PACKAGE_DIR else Path.cwd()
 
 
 def choices(group: str) -> list[str]:

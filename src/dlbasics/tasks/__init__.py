@@ -1,1 +1,0 @@
-"""LightningModules for tasks that differ from classification/regression (subclasses of Task)."""
