@@ -4,31 +4,11 @@ each error a user can cause (one clear line, non-zero exit, no traceback)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-FAST = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "hydra/job_logging=disabled"]
-
-
-def run(module: str, *args: str, log_dir: Path, cwd: Path | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DLBASICS_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1",
-           "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def metrics_files(root: Path) -> list[Path]:
-    return sorted(root.rglob("metrics.json"))
+from tests.clirun import FAST, metrics_files, run
 
 
 def test_train_then_resume_then_eval(tmp_path):
@@ -122,8 +102,15 @@ def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
         (["ckpt_path=NOFILE"], r"ckpt_path=.* does not exist"),
         (["ckpt_path=GARBAGE"], r"ckpt_path=.* is not a readable checkpoint"),
         (["finetune.ckpt_path=GARBAGE"], r"ckpt_path=.* is not a readable checkpoint"),
+        (["model=mlp", "data=digits", "+module.foo=1"],
+         r"module\.foo is not an option of classification models .*label_smoothing"),
+        (["model=mlp", "data=digits", "module.teacher_forcing=0.5"],
+         r"module\.teacher_forcing is not an option of classification models"),
+        (["model=lm_lstm", "data=pydoc", "module.test_beam_size=3"],
+         r"module\.test_beam_size is not an option of language_model models"),
     ],
-    ids=["bad-value", "missing-files", "no-ckpt", "not-a-ckpt", "finetune-not-a-ckpt"],
+    ids=["bad-value", "missing-files", "no-ckpt", "not-a-ckpt", "finetune-not-a-ckpt",
+         "unknown-module-option", "seq2seq-option-on-classifier", "seq2seq-option-on-lm"],
 )
 def test_user_errors_in_process(tmp_path, make_cfg, args, expected):
     """The same UserError path as the CLI (which prints it as `error: ...`), without a subprocess."""

@@ -241,7 +241,6 @@ def test_generate_refuses_a_classifier_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("cls", [LMTransformer, LMLSTM])
 def test_scratch_layers_give_the_same_model(cls, shakespeare, spec):
-    pytest.importorskip("dlbasics.scratch.layers")
     kwargs = {"n_embd": 32} | ({"n_layer": 2, "n_head": 2} if cls is LMTransformer
                                else {"hidden": 32})
     torch.manual_seed(0)

@@ -3,7 +3,6 @@ bidirectional shapes and 'last' semantics, signals, scratch layers, and refused 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 
 import pytest
@@ -15,9 +14,7 @@ from dlbasics.spec import DataSpec
 from tests import seqdata
 
 TOL = 1e-10  # float64: padded and unpadded runs do the same arithmetic up to summation order
-HAS_SCRATCH = importlib.util.find_spec("dlbasics.scratch.layers") is not None
-IMPLS = ["torch", pytest.param("scratch", marks=pytest.mark.skipif(
-    not HAS_SCRATCH, reason="dlbasics.scratch.layers is not written yet"))]
+IMPLS = ["torch", "scratch"]
 
 
 def _model(spec: DataSpec, impl: str = "torch", **kw) -> RNNClassifier:
@@ -138,7 +135,6 @@ def test_a_few_steps_fit_the_templates():
         assert model.eval()(x).argmax(1).tolist() == y.tolist()
 
 
-@pytest.mark.skipif(not HAS_SCRATCH, reason="dlbasics.scratch.layers is not written yet")
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_scratch_layers_match_torch(cell):
     """The same weights give the same predictions through packing (torch) and lengths= (scratch)."""

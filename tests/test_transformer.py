@@ -4,7 +4,6 @@ max_len guard, scratch attention, and refused data."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 
 import pytest
@@ -17,7 +16,6 @@ from dlbasics.spec import DataSpec
 from tests import seqdata
 
 TOL = 1e-10  # float64
-HAS_SCRATCH = importlib.util.find_spec("dlbasics.scratch.layers") is not None
 
 
 def _model(spec: DataSpec | None = None, impl: str = "torch", **kw) -> TransformerClassifier:
@@ -162,7 +160,6 @@ def test_a_few_steps_fit_the_templates():
         assert model.eval()(x).argmax(1).tolist() == y.tolist()
 
 
-@pytest.mark.skipif(not HAS_SCRATCH, reason="dlbasics.scratch.layers is not written yet")
 @pytest.mark.parametrize("pool", ["cls", "mean"])
 def test_scratch_attention_matches_torch(pool):
     ours = _model(impl="scratch", pool=pool)

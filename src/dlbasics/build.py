@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,12 +98,18 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     if not loggers:  # nothing to log learning rates to (logger=none)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                           plugins=[SafeCheckpointIO()], **overrides)
-    except MisconfigurationException as err:
-        raise UserError(f"the trainer settings do not fit this machine ({str(err).splitlines()[0]})."
-                        f" On a machine without a GPU use trainer=cpu (or trainer.accelerator=cpu)."
-                        ) from None
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                              plugins=[SafeCheckpointIO()], **overrides)
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, MisconfigurationException):
+            raise
+        raise UserError(f"the trainer settings do not fit this machine ({err.__cause__}). "
+                        f"Without a GPU use trainer=cpu, or trainer.accelerator=cpu with "
+                        f"trainer=ddp.") from None
+    if cfg.trainer.get("sync_batchnorm") and isinstance(trainer.accelerator, CPUAccelerator):
+        raise UserError("trainer.sync_batchnorm=true needs GPUs (SyncBatchNorm runs on CUDA "
+                        "only): set it to false on the CPU.")
+    return trainer
 
 
 @dataclass

@@ -29,6 +29,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg.choices = dict(HydraConfig.get().runtime.choices)
     check_pair(cfg)
     resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    trainer = build_trainer(cfg)  # before any data is read: a missing GPU is said at once
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg, resume[KEY].get("data_state") if resume else None)
@@ -38,7 +39,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fresh = finetune_from(module, ckpt, cfg.finetune.freeze)
         log.info("fine-tuning from %s; trained from scratch: %s", cfg.finetune.ckpt_path, fresh)
 
-    trainer = build_trainer(cfg)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     fit_seconds = time.perf_counter() - start
@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     output_dir = Path(cfg.paths.output_dir)
     metrics.update(fit_seconds=round(fit_seconds, 2), epochs=trainer.current_epoch,
-                   global_step=trainer.global_step)
+                   global_step=trainer.global_step, world_size=trainer.world_size)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}

@@ -1,0 +1,1 @@
+"""LightningDataModules, one per dataset family. Each exposes a `DataSpec` as `dm.spec`."""

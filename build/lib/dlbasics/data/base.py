@@ -1,0 +1,125 @@
+"""What every data module shares: the lifecycle, the loaders, the spec and the saved state.
+
+The lifecycle (Lightning's): ``prepare_data()`` downloads what is missing (once per node);
+``setup()`` reads, splits and encodes (every process, idempotent); ``spec`` is then cheap. A
+subclass states ``task`` and ``input_kind`` once, as class attributes (so model/data compatibility
+is checked from the configs alone), and implements ``build_datasets()`` and ``describe()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+
+from dlbasics.data.batching import EpochRandomSampler
+from dlbasics.data.vocab import Vocab
+from dlbasics.spec import DataSpec, InputKind, Task
+
+
+class DataModule(L.LightningDataModule):
+    """Base LightningDataModule.
+
+    Args:
+        data_dir: where dataset files are read from and downloaded to.
+        batch_size: training batch size; ``eval_batch_size`` for val/test (default: the same).
+        num_workers, pin_memory: passed to every ``DataLoader``.
+        val_fraction: share of the non-test examples held out for validation (seeded by ``seed``).
+        seed: the run's seed: validation split and batch order.
+    """
+
+    task: ClassVar[Task]
+    input_kind: ClassVar[InputKind]
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.vocabs: dict[str, Vocab] = {}
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    # ---- what subclasses implement ------------------------------------------------------------
+    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+        """Read, split and encode: (train, val, test). Builds ``self.vocabs`` if it is empty."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The ``DataSpec`` fields besides ``task`` and ``input_kind`` (shape, classes, vocab)."""
+        raise NotImplementedError
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set, self.test_set = self.build_datasets()
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(task=self.task, input_kind=self.input_kind, **self.describe())
+
+    def require_vocab(self, name: str = "tokens") -> Vocab:
+        if name not in self.vocabs:
+            raise RuntimeError(f"{type(self).__name__} has no vocabulary yet: call setup() (or "
+                               f"load_data_state() with a checkpoint's state) first")
+        return self.vocabs[name]
+
+    # ---- state saved in checkpoints (the vocabularies), in one documented format ---------------
+    def data_state(self) -> dict[str, Any]:
+        """``{"vocabs": {name: {"itos": [...], "tokenizer": ...}}}``, or ``{}`` without one."""
+        return {"vocabs": {k: v.state_dict() for k, v in self.vocabs.items()}} if self.vocabs else {}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        """Use saved vocabularies instead of building them (re-encoding any split already set up)."""
+        vocabs = {k: Vocab.from_state_dict(v) for k, v in (state or {}).get("vocabs", {}).items()}
+        if vocabs and vocabs != self.vocabs:
+            self.vocabs = vocabs
+            if self.train_set is not None:
+                self.train_set = None
+                self.setup()
+
+    # ---- loaders --------------------------------------------------------------------------------
+    def collate_fn(self, batch: Any) -> Any:
+        return torch.utils.data.default_collate(batch)
+
+    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
+        """The training order; a ``BatchSampler`` to choose the batches too."""
+        return EpochRandomSampler(dataset, seed=self.seed)  # type: ignore[arg-type]
+
+    def _require(self, dataset: Dataset | None) -> Dataset:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
+        return dataset
+
+    def _loader(self, dataset: Dataset | None, **kwargs: Any) -> DataLoader:
+        return DataLoader(self._require(dataset), num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0, collate_fn=self.collate_fn,
+                          **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = self.train_sampler(self._require(self.train_set))
+        if isinstance(sampler, BatchSampler):
+            return self._loader(self.train_set, batch_sampler=sampler)
+        return self._loader(self.train_set, batch_size=self.batch_size, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, batch_size=self.eval_batch_size)

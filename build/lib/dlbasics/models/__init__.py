@@ -1,0 +1,1 @@
+"""Networks, one file per architecture family; each holds only its network."""

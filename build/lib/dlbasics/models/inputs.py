@@ -1,0 +1,180 @@
+"""Input layers shared by the sequence models: a (B, L, D) sequence plus its padding mask.
+
+``tokens`` (B, L) ids  -> ``nn.Embedding`` rows, optionally initialised from a GloVe/word2vec text
+file and frozen; the mask is True at ``spec.pad_index``.
+``signal`` (B, C, L)   -> a linear map of the C channels at each time step (or of a window of steps:
+a convolutional stem); no mask (signals are never padded).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+from pathlib import Path
+from typing import IO
+
+import torch
+from torch import nn
+
+from dlbasics.data.vocab import EOS, PAD, SOS, UNK
+from dlbasics.errors import UserError
+from dlbasics.models.base import layer_library
+from dlbasics.spec import DataSpec
+
+log = logging.getLogger("dlbasics")
+SPECIALS = frozenset({PAD, UNK, SOS, EOS})
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch.Tensor]:
+    """``{word: vector}`` for the ``words`` found in a GloVe/word2vec text file (``.gz`` too).
+
+    One ``word v1 ... vD`` per line; a word2vec header line ``N D`` is skipped. Only the lines of
+    wanted words are parsed, so a 400k-word file costs one pass of string splits. The first
+    occurrence of a word wins. Raises ``UserError`` when the file is missing or its vectors do not
+    have ``dim`` numbers.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"model.pretrained_embeddings={path}: no such file. Give the path to a "
+                        f"GloVe/word2vec text file (e.g. glove.6B.100d.txt), or set it to null.")
+    found: dict[str, torch.Tensor] = {}
+    file_dim: int | None = None
+    with _open_text(p) as f:
+        for n, line in enumerate(f):
+            parts = line.rstrip().split(" ")
+            if n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts):
+                file_dim = int(parts[1])  # word2vec header: "<num words> <dim>"
+                if file_dim != dim:
+                    break
+                continue
+            if len(parts) < 2:
+                continue
+            if file_dim is None:
+                file_dim = len(parts) - 1
+                if file_dim != dim:
+                    break
+            if len(parts) <= file_dim:
+                raise UserError(f"{p}, line {n + 1} has {len(parts) - 1} numbers, not {file_dim} "
+                                f"(a truncated file?)")
+            # a few GloVe releases hold "words" with spaces: the last file_dim fields are numbers
+            word = " ".join(parts[: len(parts) - file_dim])
+            if word in words and word not in found:
+                try:
+                    found[word] = torch.tensor([float(v) for v in parts[-file_dim:]])
+                except ValueError:
+                    raise UserError(
+                        f"{p}, line {n + 1}: expected '<word> <{dim} numbers>'") from None
+    if file_dim is None:
+        raise UserError(f"model.pretrained_embeddings={path} holds no vectors.")
+    if file_dim != dim:
+        raise UserError(f"the vectors in {p} have dimension {file_dim}, but the embedding has "
+                        f"{dim}: set model.embed_dim={file_dim}.")
+    return found
+
+
+class TokenEmbedding(nn.Module):
+    """Token ids (B, L) -> embeddings (B, L, dim) and the padding mask (B, L), True at pads."""
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        dim: int,
+        pretrained: str | None = None,
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        self.pad_index = int(spec.pad_index)  # type: ignore[arg-type]
+        self.embedding = nn.Embedding(int(spec.vocab_size), dim,  # type: ignore[arg-type]
+                                      padding_idx=self.pad_index)
+        self.hit_rate: float | None = None
+        if pretrained:
+            self.load_pretrained(spec, pretrained)
+        elif freeze:
+            raise UserError("model.freeze_embeddings=true needs model.pretrained_embeddings "
+                            "(freezing random embeddings would train nothing in that layer).")
+        self.embedding.weight.requires_grad = not freeze
+
+    @torch.no_grad()
+    def load_pretrained(self, spec: DataSpec, path: str) -> None:
+        """Copy the vectors of the vocabulary's words into their rows.
+
+        A word is looked up as it is, then lower-cased (GloVe is lower-cased). Words missing
+        from the file get random rows with the found vectors' scale (the N(0, 1)
+        default would dwarf GloVe's ~0.4); the pad row stays 0. Logs the hit rate over the
+        vocabulary's words (specials such as ``<unk>`` excluded).
+        """
+        if spec.vocab is None:
+            raise UserError("model.pretrained_embeddings needs a data module whose spec carries "
+                            "its vocabulary (spec.vocab).")
+        weight = self.embedding.weight
+        words = [w for w in spec.vocab if w not in SPECIALS]
+        found = read_vectors(path, set(words) | {w.lower() for w in words}, weight.shape[1])
+        if found:
+            std = torch.stack(list(found.values())).std().item()
+            weight.normal_(0.0, std if math.isfinite(std) and std > 0 else 1.0)
+        hits = 0
+        for i, w in enumerate(spec.vocab):
+            vector = None if w in SPECIALS else found.get(w, found.get(w.lower()))
+            if vector is not None:
+                weight[i] = vector
+                hits += 1
+        weight[self.pad_index] = 0.0
+        self.hit_rate = hits / max(1, len(words))
+        log.info("pretrained embeddings %s: %d of %d vocabulary words found (%.1f%%)",
+                 path, hits, len(words), 100 * self.hit_rate)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embedding(x), x == self.pad_index
+
+
+class SignalProjection(nn.Module):
+    """Signals (B, C, L) -> (B, L, dim): the C channels at each time step, linearly projected.
+
+    ``kernel > 1`` projects a centred window of ``kernel`` steps instead (a 1-D convolution with
+    ``dim`` filters, zero-padded so the length stays L): a convolutional stem, the sequence
+    counterpart of ViT's patch embedding. A single-channel step alone is one number, so each
+    step's vector is then more than a scaled copy of one direction.
+    """
+
+    def __init__(self, spec: DataSpec, dim: int, impl: str = "torch", kernel: int = 1) -> None:
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"model.signal_kernel must be odd and positive, got {kernel}")
+        lib = layer_library(impl)
+        channels = spec.input_shape[0]
+        self.kernel = kernel
+        if kernel == 1:
+            self.proj = lib.Linear(channels, dim)
+        else:
+            self.proj = lib.Conv1d(channels, dim, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if self.kernel == 1:
+            return self.proj(x.transpose(1, 2)), None
+        return self.proj(x).transpose(1, 2), None
+
+
+def sequence_input(
+    spec: DataSpec,
+    dim: int,
+    pretrained: str | None = None,
+    freeze: bool = False,
+    impl: str = "torch",
+    signal_kernel: int = 1,
+) -> TokenEmbedding | SignalProjection:
+    """The input layer for ``spec.input_kind``; its forward returns ``(sequence, pad_mask)``."""
+    if spec.input_kind == "tokens":
+        return TokenEmbedding(spec, dim, pretrained, freeze)
+    if pretrained or freeze:
+        raise UserError("model.pretrained_embeddings/freeze_embeddings apply to token inputs, "
+                        f"but the data gives {spec.input_kind} inputs: set them to null/false.")
+    if spec.input_kind == "signal":
+        return SignalProjection(spec, dim, impl, signal_kernel)
+    raise ValueError(f"no sequence input layer for {spec.input_kind} inputs")

@@ -1,0 +1,115 @@
+"""Translate with a trained seq2seq checkpoint:
+``python -m dlbasics.translate ckpt_path=... 'text="two hundred and thirty-four"' beam_size=5
+heatmap=attention.png``.
+
+Greedy decoding when ``beam_size=1``, beam search otherwise. The run is rebuilt from the checkpoint
+alone (``build.load_run``: config, DataSpec, both vocabularies, weights), so the text is tokenised
+and numericalised exactly as in training. ``heatmap=`` saves the attention weights of the translation
+(output tokens x source tokens) as a PNG. Without ``text``, every line of stdin is translated.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from dlbasics.build import load_run
+from dlbasics.cli import entry_point
+from dlbasics.data.vocab import EOS, detokenize
+from dlbasics.errors import UserError
+
+
+class Translator:
+    """A checkpoint's network and data module, ready to translate sentences."""
+
+    def __init__(self, ckpt_path: str) -> None:
+        run = load_run(ckpt_path, tasks=("seq2seq",))
+        self.datamodule = run.datamodule  # reads no data: it holds the two vocabularies
+        self.net = run.module.net
+
+    def __call__(self, text: str, beam_size: int = 1, length_penalty: float = 1.0,
+                 max_len: int | None = None) -> dict[str, Any]:
+        """-> {"translation", "source" tokens, "output" tokens (with <eos>), "attention" (T, S)}."""
+        if beam_size < 1:
+            raise UserError(f"beam_size must be >= 1, got {beam_size}")
+        dm = self.datamodule
+        src = dm.encode_source(text)
+        with torch.no_grad():
+            if beam_size == 1:
+                tokens, attn = self.net.greedy_decode(src[None], max_len)
+            else:
+                tokens, attn = self.net.beam_search(src[None], beam_size, max_len, length_penalty)
+        words = dm.decode_target(tokens[0])
+        shown = words + [EOS] if len(words) < len(tokens[0]) else words
+        return {
+            "translation": detokenize(words),
+            "source": dm.src_vocab.decode(src.tolist()),
+            "output": shown,
+            "attention": None if attn is None else attn[0, : len(shown)],
+        }
+
+
+def save_heatmap(path: str | Path, source: list[str], output: list[str],
+                 attention: torch.Tensor) -> Path:
+    """Attention weights as an image: one row per output token, one column per source token."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(source), 1.0 + 0.4 * len(output)))
+    im = ax.imshow(attention.cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
+    ax.set_yticks(range(len(output)), output)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def translate(cfg: DictConfig) -> list[str]:
+    if not cfg.get("ckpt_path"):
+        raise UserError("give a seq2seq checkpoint: python -m dlbasics.translate ckpt_path=PATH "
+                        "'text=\"...\"'")
+    texts = [str(cfg.text)] if cfg.get("text") is not None else None
+    if texts is None:
+        if sys.stdin.isatty():
+            raise UserError("give the sentence to translate: 'text=\"...\"' (or pipe lines in)")
+        texts = [line.strip() for line in sys.stdin if line.strip()]
+    translator = Translator(cfg.ckpt_path)
+    unknown = translator.datamodule.src_vocab.unk_index
+    out = []
+    for i, text in enumerate(texts):
+        result = translator(text, int(cfg.beam_size), float(cfg.length_penalty), cfg.max_len)
+        oov = [w for w, i_ in zip(translator.datamodule.src_vocab.tokenize(text),
+                                  translator.datamodule.encode_source(text).tolist())
+               if i_ == unknown]
+        if oov:
+            print(f"note: words unknown to the model: {' '.join(oov)}", file=sys.stderr)
+        print(result["translation"], flush=True)
+        out.append(result["translation"])
+        if i == 0 and cfg.get("heatmap"):
+            if result["attention"] is None:
+                raise UserError("this model has no attention (model.attention=none): no heat-map")
+            path = save_heatmap(cfg.heatmap, result["source"], result["output"],
+                                result["attention"])
+            print(f"attention heat-map: {path}", file=sys.stderr)
+    return out
+
+
+@entry_point("translate")
+def main(cfg: DictConfig) -> None:
+    translate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Run the real command-line entry points in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FAST = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false", "hydra/job_logging=disabled"]
+
+
+def run(module: str, *args: str, log_dir: Path, cwd: Path | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DLBASICS_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1",
+           "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def metrics_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("metrics.json"))
+
+
+def call(module: str, *args: str) -> tuple[int, str, str]:
+    """Run ``python -m <module> <args>`` in this process (no interpreter start-up):
+    (exit code, stdout, stderr). Not for DDP, whose launcher starts the script again."""
+    import contextlib
+    import importlib
+    import io
+
+    main = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    old, code = sys.argv, 0
+    sys.argv = [module, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = old
+    return code, out.getvalue(), err.getvalue()
