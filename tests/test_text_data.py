@@ -177,7 +177,7 @@ def test_loaders_pad_train_batches_and_keep_eval_order(rt):
         seen += len(y)
     assert seen == len(rt.train_set)
     labels = torch.cat([y for _, y in rt.val_dataloader()])
-    assert torch.equal(labels, rt.val_set.labels)
+    assert torch.equal(labels, rt.val_set.columns[1])
 
 
 def test_missing_files_give_one_clear_error(tmp_path, monkeypatch):

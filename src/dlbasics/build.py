@@ -60,7 +60,7 @@ def build_datamodule(cfg: DictConfig, data_state: dict[str, Any] | None = None) 
     return datamodule
 
 
-BUILT_ARGS = {"self", "net", "spec", "optimizer", "scheduler", "scheduler_interval"}
+BUILT_ARGS = {"self", "net", "spec", "optimizer", "scheduler", "scheduler_interval", "options"}
 
 
 def build_module(cfg: DictConfig, spec: DataSpec) -> LitModule:
@@ -77,7 +77,8 @@ def build_module(cfg: DictConfig, spec: DataSpec) -> LitModule:
     interval = scheduler.pop("interval", "step")
     cls = LIT_MODULES[spec.task]
     options = {k: v for k, v in (cfg.get("module") or {}).items() if v is not None}
-    known = [p for p in inspect.signature(cls.__init__).parameters if p not in BUILT_ARGS]
+    known = sorted({p for c in cls.__mro__ if issubclass(c, LitModule)
+                    for p in inspect.signature(c.__init__).parameters} - BUILT_ARGS)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise UserError(f"module.{unknown[0]} is not an option of {spec.task} models (theirs: "

@@ -75,17 +75,12 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
     return wrap
 
 
-def finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/inf: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Strict JSON: a NaN/inf value becomes null."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean = {k: finite_or_none(v) for k, v in data.items()}
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+             for k, v in data.items()}
     path.write_text(json.dumps(clean, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path
 

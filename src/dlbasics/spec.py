@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -56,10 +57,7 @@ class DataSpec:
     @property
     def input_dim(self) -> int:
         """Number of input features when the input is flattened (images, vectors, signals)."""
-        n = 1
-        for d in self.input_shape:
-            n *= d
-        return n
+        return math.prod(self.input_shape)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import BatchSampler, Dataset, DistributedSampler, RandomSampler, Sampler
 
 
 def world() -> tuple[int, int]:
@@ -61,6 +61,22 @@ class RandomWindowSampler(DistributedSampler):
         draws = torch.randint(len(self.dataset), (self.total_size,), generator=g)
         yield from draws[self.rank :: self.num_replicas].tolist()
         self.epoch = epoch + 1
+
+
+class SequenceDataset(Dataset):
+    """Examples made of tensors, some of them variable-length id sequences (text, pairs);
+    ``lengths`` (the summed length of each example's sequences) drive length bucketing."""
+
+    def __init__(self, *columns: Sequence[torch.Tensor]) -> None:
+        self.columns = columns
+        self.lengths = np.array([sum(len(f) for f in example if f.dim()) for example in
+                                 zip(*columns)], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        return tuple(column[i] for column in self.columns)
 
 
 class BucketBatchSampler(BatchSampler):

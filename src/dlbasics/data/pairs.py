@@ -28,27 +28,13 @@ import torch
 from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from dlbasics.data.base import DataModule
-from dlbasics.data.batching import BucketBatchSampler, pad_collate
+from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
 from dlbasics.data.splits import fixed_test_split, validation_split
-from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize
+from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize, sentence_tokens
 from dlbasics.errors import MissingDataError, UserError
 
 SPECIALS = (PAD, UNK, SOS, EOS)
 Pair = tuple[list[str], list[str]]  # (source tokens, target tokens)
-
-
-class PairDataset(Dataset):
-    """Encoded pairs: source ids (S_i,) and target ids ``<sos> ... <eos>`` (T_i,)."""
-
-    def __init__(self, src: list[torch.Tensor], tgt: list[torch.Tensor]) -> None:
-        self.src, self.tgt = src, tgt
-        self.lengths = np.array([len(s) + len(t) for s, t in zip(src, tgt)], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.src[i], self.tgt[i]
 
 
 class PairDataModule(DataModule):
@@ -91,13 +77,7 @@ class PairDataModule(DataModule):
 
     def decode_target(self, ids: Sequence[int]) -> list[str]:
         """Target ids -> tokens, stopping at ``<eos>`` and skipping ``<sos>``/``<pad>``."""
-        out = []
-        for tok in self.tgt_vocab.decode(int(i) for i in ids):
-            if tok == EOS:
-                break
-            if tok not in (SOS, PAD):
-                out.append(tok)
-        return out
+        return sentence_tokens(ids, self.tgt_vocab.itos)
 
     # ---- splits, vocabularies, datasets ------------------------------------------------------
     def pairs(self) -> dict[str, list[Pair]]:
@@ -108,7 +88,7 @@ class PairDataModule(DataModule):
                 raise UserError(f"{type(self).__name__}: no training pairs left after filtering")
         return self._pairs
 
-    def build_datasets(self) -> tuple[PairDataset, ...]:
+    def build_datasets(self) -> tuple[SequenceDataset, ...]:
         splits = self.pairs()
         for side, name in enumerate(("source", "target")):
             if name not in self.vocabs:
@@ -116,12 +96,12 @@ class PairDataModule(DataModule):
                                                 self.max_vocab, SPECIALS, tokenizer="sentence")
         return tuple(self._encode(splits[name]) for name in ("train", "val", "test"))
 
-    def _encode(self, pairs: list[Pair]) -> PairDataset:
+    def _encode(self, pairs: list[Pair]) -> SequenceDataset:
         src_vocab, tgt_vocab = self.src_vocab, self.tgt_vocab
         sos, eos = tgt_vocab.stoi[SOS], tgt_vocab.stoi[EOS]
         src = [torch.tensor(src_vocab.encode(s) or [src_vocab.unk_index]) for s, _ in pairs]
         tgt = [torch.tensor([sos, *tgt_vocab.encode(t), eos]) for _, t in pairs]
-        return PairDataset(src, tgt)
+        return SequenceDataset(src, tgt)
 
     def describe(self) -> dict[str, Any]:
         src, tgt = self.src_vocab, self.tgt_vocab

@@ -15,27 +15,12 @@ import torch
 from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from dlbasics.data.base import DataModule
-from dlbasics.data.batching import BucketBatchSampler, pad_collate
+from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
 from dlbasics.data.splits import validation_split
 from dlbasics.data.vocab import TOKENIZERS, Vocab
 from dlbasics.errors import UserError
 
 Split = tuple[list[str], np.ndarray]  # (texts, int labels)
-
-
-class TokenDataset(Dataset):
-    """Variable-length id sequences (each a 1-D LongTensor) with integer labels."""
-
-    def __init__(self, ids: list[torch.Tensor], labels: np.ndarray) -> None:
-        self.ids = ids
-        self.labels = torch.as_tensor(labels, dtype=torch.long)
-        self.lengths = np.array([len(x) for x in ids], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ids[i], self.labels[i]
 
 
 class TextClassification(DataModule):
@@ -104,7 +89,7 @@ class TextClassification(DataModule):
         ids = vocab.encode_text(text)[: self.max_length] or [vocab.unk_index]
         return torch.tensor(ids, dtype=torch.long)
 
-    def build_datasets(self) -> tuple[TokenDataset, ...]:
+    def build_datasets(self) -> tuple[SequenceDataset, ...]:
         splits = self.raw_splits()
         if "tokens" not in self.vocabs:
             tokenize = TOKENIZERS[self.tokenizer]
@@ -114,8 +99,9 @@ class TextClassification(DataModule):
         elif self.vocab.tokenizer != self.tokenizer:
             raise UserError(f"the saved vocabulary is {self.vocab.tokenizer}-level but "
                             f"data.tokenizer={self.tokenizer}; use the checkpoint's tokenizer")
-        return tuple(TokenDataset([self.encode(t) for t in splits[name][0]], splits[name][1])
-                     for name in ("train", "val", "test"))
+        return tuple(SequenceDataset([self.encode(t) for t in texts],
+                                     torch.as_tensor(labels, dtype=torch.long))
+                     for texts, labels in (splits[k] for k in ("train", "val", "test")))
 
     def describe(self) -> dict[str, Any]:
         vocab = self.vocab

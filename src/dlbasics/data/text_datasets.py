@@ -28,19 +28,61 @@ AG_NEWS_URLS = {  # the CharCNN authors' copy, used by torchtext
 }
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
-IMDB_EXPECTED = "aclImdb/{train,test}/{pos,neg}/*.txt (from aclImdb_v1.tar.gz)"
 
 
-def _download_failed(name: str, where: Path, expected: str, err: Exception | None) -> None:
-    why = (f"could not be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
-           if err else "and data.download=false")
-    raise MissingDataError(
-        f"{name} files are missing from {where.resolve()} {why}. Put {expected} there, "
-        f"or set data.data_dir=/path/to/data; offline, try data=rt_sentiment."
-    ) from None
+class DownloadedText(TextClassification):
+    """A text dataset downloaded into ``data_dir`` by ``prepare_data`` (or put there by hand).
+
+    Subclasses set ``name`` and ``expected`` (the files, for error messages) and implement
+    ``present()``, ``fetch()`` (download) and ``read_split(split)``.
+    """
+
+    name: str
+    expected: str
+
+    def __init__(self, download: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.download = download
+
+    @property
+    def where(self) -> Path:
+        """The folder ``expected`` is relative to."""
+        return Path(self.data_dir)
+
+    def present(self) -> bool:
+        raise NotImplementedError
+
+    def fetch(self) -> None:
+        raise NotImplementedError
+
+    def read_split(self, split: str) -> Split:
+        raise NotImplementedError
+
+    def missing(self, err: Exception | None = None) -> MissingDataError:
+        why = (f"could not be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+               if err else "and data.download=false")
+        return MissingDataError(
+            f"{self.name} files are missing from {self.where.resolve()} {why}. Put "
+            f"{self.expected} there, or set data.data_dir=/path/to/data; offline, try "
+            f"data=rt_sentiment.")
+
+    def prepare_data(self) -> None:
+        if self.present():
+            return
+        if not self.download:
+            raise self.missing()
+        try:
+            self.fetch()
+        except (RuntimeError, OSError) as err:  # URLError is an OSError
+            raise self.missing(err) from None
+
+    def read(self) -> dict[str, Split]:
+        if not self.present():
+            raise self.missing()
+        return {split: self.read_split(split) for split in ("train", "test")}
 
 
-class AGNews(TextClassification):
+class AGNews(DownloadedText):
     """AG News: 120,000 train / 7,600 test news articles (title + description), 4 topics.
 
     Files: ``<data_dir>/ag_news/{train,test}.csv``, no header, rows
@@ -49,30 +91,22 @@ class AGNews(TextClassification):
     repaired before tokenizing.
     """
 
+    name, expected = "AG News", "train.csv and test.csv"
     class_names = ("World", "Sports", "Business", "Sci/Tech")
 
-    def __init__(self, download: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.download = download
-
     @property
-    def root(self) -> Path:
+    def where(self) -> Path:
         return Path(self.data_dir) / "ag_news"
 
-    def prepare_data(self) -> None:
-        missing = [n for n in AG_NEWS_URLS if not (self.root / n).is_file()]
-        if not missing:
-            return
-        if not self.download:
-            _download_failed("AG News", self.root, "train.csv and test.csv", None)
+    def present(self) -> bool:
+        return all((self.where / n).is_file() for n in AG_NEWS_URLS)
+
+    def fetch(self) -> None:
         from torchvision.datasets.utils import download_url
 
-        try:
-            for name in missing:
-                url, md5 = AG_NEWS_URLS[name]
-                download_url(url, str(self.root), filename=name, md5=md5)
-        except (RuntimeError, OSError) as err:  # URLError is an OSError
-            _download_failed("AG News", self.root, "train.csv and test.csv", err)
+        for name, (url, md5) in AG_NEWS_URLS.items():
+            if not (self.where / name).is_file():
+                download_url(url, str(self.where), filename=name, md5=md5)
 
     @staticmethod
     def clean(text: str) -> str:
@@ -81,66 +115,46 @@ class AGNews(TextClassification):
         text = re.sub(r"(?<!&)(#\d+|quot|amp|lt|gt);", r"&\1;", text)
         return html.unescape(text)
 
-    def _read_csv(self, path: Path) -> Split:
+    def read_split(self, split: str) -> Split:
         texts, labels = [], []
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(self.where / f"{split}.csv", newline="", encoding="utf-8") as f:
             for row in csv.reader(f):
                 label, title, description = row
                 texts.append(self.clean(f"{title}. {description}"))
                 labels.append(int(label) - 1)
         return texts, np.asarray(labels, dtype=np.int64)
 
-    def read(self) -> dict[str, Split]:
-        if any(not (self.root / n).is_file() for n in AG_NEWS_URLS):
-            _download_failed("AG News", self.root, "train.csv and test.csv", None)
-        return {split: self._read_csv(self.root / f"{split}.csv") for split in ("train", "test")}
 
-
-class IMDB(TextClassification):
+class IMDB(DownloadedText):
     """IMDB movie reviews (Maas et al. 2011): 25,000 train / 25,000 test, positive or negative.
 
     Files: the ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` tree of ``aclImdb_v1.tar.gz``
     under ``data_dir`` (``train/unsup`` is not used). ``<br />`` tags become spaces.
     """
 
+    name, expected = "IMDB", "aclImdb/{train,test}/{pos,neg}/*.txt (from aclImdb_v1.tar.gz)"
     class_names = ("neg", "pos")
-
-    def __init__(self, download: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.download = download
 
     @property
     def root(self) -> Path:
         return Path(self.data_dir) / "aclImdb"
 
-    def _present(self) -> bool:
+    def present(self) -> bool:
         folders = [self.root / s / c for s in ("train", "test") for c in self.class_names]
         return all(f.is_dir() and any(f.glob("*.txt")) for f in folders)
 
-    def prepare_data(self) -> None:
-        if self._present():
-            return
-        if not self.download:
-            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, None)
+    def fetch(self) -> None:
         from torchvision.datasets.utils import download_and_extract_archive
 
-        try:
-            download_and_extract_archive(IMDB_URL, str(self.data_dir), md5=IMDB_MD5)
-        except (RuntimeError, OSError) as err:
-            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, err)
+        download_and_extract_archive(IMDB_URL, str(self.data_dir), md5=IMDB_MD5)
 
-    def _read_split(self, split: str) -> Split:
+    def read_split(self, split: str) -> Split:
         texts, labels = [], []
         for label, name in enumerate(self.class_names):
             for path in sorted((self.root / split / name).glob("*.txt")):
                 texts.append(path.read_text(encoding="utf-8").replace("<br />", " "))
                 labels.append(label)
         return texts, np.asarray(labels, dtype=np.int64)
-
-    def read(self) -> dict[str, Split]:
-        if not self._present():
-            _download_failed("IMDB", Path(self.data_dir), IMDB_EXPECTED, None)
-        return {split: self._read_split(split) for split in ("train", "test")}
 
 
 class RTSentiment(TextClassification):

@@ -51,6 +51,17 @@ def detokenize(tokens: Sequence[str]) -> str:
     return out
 
 
+def sentence_tokens(ids: Iterable[int], itos: Sequence[str]) -> list[str]:
+    """A decoded target sentence: tokens up to ``<eos>``, without ``<sos>``/``<pad>``."""
+    out = []
+    for tok in (itos[int(i)] for i in ids):
+        if tok == EOS:
+            break
+        if tok not in (SOS, PAD):
+            out.append(tok)
+    return out
+
+
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
     "word": word_tokenize, "char": char_tokenize, "sentence": sentence_tokenize}
 

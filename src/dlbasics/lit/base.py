@@ -95,13 +95,14 @@ class LitModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         loss, pred, target, n = self.forward_batch(batch)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(pred, target)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
                  batch_size=int(n), sync_dist=not on_step)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train",
-                      batch_size=int(n))
+        if pred is not None:  # None: nothing to score (seq2seq training)
+            metrics = getattr(self, f"{stage}_metrics")
+            metrics.update(pred, target)
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not on_step,
+                          batch_size=int(n))
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

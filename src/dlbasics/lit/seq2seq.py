@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics.text import BLEUScore
 
-from dlbasics.data.vocab import EOS, PAD, SOS
-from dlbasics.lit.base import LitModule, OptimizerFactory, SchedulerFactory
+from dlbasics.data.vocab import sentence_tokens
+from dlbasics.lit.base import LitModule
 from dlbasics.spec import DataSpec
 
 
@@ -51,27 +51,17 @@ def sequence_metrics() -> torchmetrics.MetricCollection:
 
 
 class LitSeq2Seq(LitModule):
-    def __init__(
-        self,
-        net: nn.Module,
-        spec: DataSpec,
-        optimizer: OptimizerFactory,
-        scheduler: SchedulerFactory | None = None,
-        scheduler_interval: str = "step",
-        l1: float = 0.0,
-        label_smoothing: float = 0.0,
-        teacher_forcing: float = 1.0,
-        test_beam_size: int = 1,
-        length_penalty: float = 1.0,
-    ) -> None:
+    def __init__(self, net: nn.Module, spec: DataSpec, *, teacher_forcing: float = 1.0,
+                 test_beam_size: int = 1, length_penalty: float = 1.0, **options: Any) -> None:
         """
         Args:
             teacher_forcing: probability that the decoder reads the gold previous token during
                 training (1: always; lower: scheduled sampling from the model's own predictions).
             test_beam_size: > 1 also scores beam search of this width on the test set.
             length_penalty: beam score = sum log p / length ** length_penalty.
+            options: those of ``LitModule`` (optimizer, scheduler, l1, label_smoothing).
         """
-        super().__init__(net, spec, optimizer, scheduler, scheduler_interval, l1, label_smoothing)
+        super().__init__(net, spec, **options)
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ValueError(f"module.teacher_forcing must be in [0, 1], got {teacher_forcing}")
         self.teacher_forcing = teacher_forcing
@@ -90,17 +80,7 @@ class LitSeq2Seq(LitModule):
     # ---- ids -> text ---------------------------------------------------------------------------
     def to_text(self, ids: Tensor) -> list[str]:
         """Rows of target ids -> space-joined tokens, up to <eos>, without <sos>/<pad>."""
-        out = []
-        for row in ids.tolist():
-            toks = []
-            for i in row:
-                tok = self.tgt_itos[i]
-                if tok == EOS:
-                    break
-                if tok not in (SOS, PAD):
-                    toks.append(tok)
-            out.append(" ".join(toks))
-        return out
+        return [" ".join(sentence_tokens(row, self.tgt_itos)) for row in ids.tolist()]
 
     # ---- steps ---------------------------------------------------------------------------------
     def forward_batch(self, batch: Any) -> tuple[Tensor, Any, Any, Tensor]:
@@ -116,18 +96,11 @@ class LitSeq2Seq(LitModule):
         hyps = self.to_text(self.net.greedy_decode(src)[0])
         return loss, hyps, [[r] for r in self.to_text(tgt)], n
 
-    def _step(self, batch: Any, stage: str) -> Tensor:
-        loss, hyps, refs, n = self.forward_batch(batch)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=int(n), sync_dist=not on_step)
-        if hyps is not None:
-            metrics = getattr(self, f"{stage}_metrics")
-            metrics.update(hyps, refs)
-            self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
-            if stage == "test" and self.test_beam_size > 1:
-                beams = self.net.beam_search(batch[0], self.test_beam_size,
-                                             length_penalty=self.length_penalty)[0]
-                self.test_beam_metrics.update(self.to_text(beams), refs)
-                self.log_dict(self.test_beam_metrics, on_epoch=True, batch_size=int(n))
-        return loss
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        if self.test_beam_size > 1:
+            src, tgt = batch
+            beams = self.net.beam_search(src, self.test_beam_size,
+                                         length_penalty=self.length_penalty)[0]
+            self.test_beam_metrics.update(self.to_text(beams), [[r] for r in self.to_text(tgt)])
+            self.log_dict(self.test_beam_metrics, on_epoch=True, batch_size=len(src))

@@ -147,17 +147,10 @@ class SignalProjection(nn.Module):
         super().__init__()
         if kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"model.signal_kernel must be odd and positive, got {kernel}")
-        lib = layer_library(impl)
-        channels = spec.input_shape[0]
-        self.kernel = kernel
-        if kernel == 1:
-            self.proj = lib.Linear(channels, dim)
-        else:
-            self.proj = lib.Conv1d(channels, dim, kernel, padding=kernel // 2)
+        self.proj = layer_library(impl).Conv1d(spec.input_shape[0], dim, kernel,
+                                               padding=kernel // 2)  # kernel 1: per-step Linear
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        if self.kernel == 1:
-            return self.proj(x.transpose(1, 2)), None
         return self.proj(x).transpose(1, 2), None
 
 

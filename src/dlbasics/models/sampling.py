@@ -17,6 +17,7 @@ keeps both modes sampling exactly the same text.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,17 +78,8 @@ def stream(
         model.train(was_training)
 
 
-def generate(
-    model: nn.Module,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    suppress: Sequence[int] = (),
-) -> torch.Tensor:
-    """The prompt followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens)."""
-    new = list(stream(model, idx, max_new_tokens, temperature, top_k, generator, use_cache,
-                      suppress))
-    return torch.cat([idx, *new], dim=1)
+def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, **options: Any
+             ) -> torch.Tensor:
+    """The prompt followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens);
+    ``options`` are those of ``stream``."""
+    return torch.cat([idx, *stream(model, idx, max_new_tokens, **options)], dim=1)
