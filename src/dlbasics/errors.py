@@ -16,5 +16,9 @@ class MissingDataError(UserError):
     """Dataset files are absent and could not be downloaded."""
 
 
-class NonFiniteLossError(UserError):
-    """The training loss became NaN or infinite."""
+class DamagedDataError(UserError):
+    """Dataset files are present but cannot be read as the dataset they should hold."""
+
+
+class NonFiniteError(UserError):
+    """A loss, a gradient or a metric became NaN or infinite."""

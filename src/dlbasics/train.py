@@ -1,13 +1,16 @@
 """Train a model on a dataset: ``python -m dlbasics.train model=cnn data=mnist5k trainer.max_epochs=3``.
 
-A thin Hydra entry point: compose the config, build data -> spec -> network -> LitModule ->
-trainer, fit, test the best checkpoint, and write ``metrics.json`` into the run folder.
+A thin Hydra entry point: check the config, build data -> spec -> network -> LitModule ->
+trainer, fit, test the best checkpoint of this run folder, and write ``metrics.json`` (always
+valid JSON, with a ``status``) and ``run.json`` (how it ran) into the run folder.
+``resume=<run folder>`` continues a run in its own folder from its newest checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +21,45 @@ from omegaconf import DictConfig, open_dict
 from dlbasics.build import build_datamodule, build_module, build_trainer, check_pair, finetune_from
 from dlbasics.checkpoint import KEY, read_checkpoint
 from dlbasics.cli import entry_point, to_float_dict, write_json
+from dlbasics.errors import NonFiniteError
+from dlbasics.lit import LIT_MODULES
+from dlbasics.run_folder import (
+    best_checkpoint,
+    check_command_line,
+    check_fits,
+    resume_config,
+    write_record,
+)
+from dlbasics.validation import validate_config
 
 log = logging.getLogger("dlbasics.train")
+
+
+def module_hints() -> dict[str, dict[str, Any]]:
+    """The declared types of the ``module.*`` options (null: the module's default)."""
+    hints: dict[str, Any] = {}
+    for cls in set(LIT_MODULES.values()):
+        for klass in cls.__mro__[::-1]:
+            if "__init__" in vars(klass):
+                hints.update(typing.get_type_hints(klass.__init__))
+    return {"module": {k: v | None for k, v in hints.items()}}
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test; returns the metrics written to ``<output_dir>/metrics.json``."""
     if HydraConfig.initialized():
-        with open_dict(cfg):
-            cfg.choices = dict(HydraConfig.get().runtime.choices)
+        if cfg.get("resume"):
+            cfg = resume_config(cfg, list(HydraConfig.get().overrides.task))
+        else:
+            with open_dict(cfg):
+                cfg.choices = dict(HydraConfig.get().runtime.choices)
+    validate_config(cfg, module_hints())
     check_pair(cfg)
     resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    if resume:
+        with open_dict(cfg):  # a resumed config has no choices of its own: the saved ones
+            cfg.choices = cfg.choices or resume[KEY]["config"].get("choices") or {}
+        check_fits(cfg.ckpt_path, resume[KEY]["config"], cfg)
     trainer = build_trainer(cfg)  # before any data is read: a missing GPU is said at once
     L.seed_everything(cfg.seed, workers=True)
 
@@ -39,19 +70,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fresh = finetune_from(module, ckpt, cfg.finetune.freeze)
         log.info("fine-tuning from %s; trained from scratch: %s", cfg.finetune.ckpt_path, fresh)
 
+    output_dir = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        write_record(output_dir, cfg, datamodule.spec, trainer)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                    weights_only=True)
+    except NonFiniteError as err:
+        if trainer.is_global_zero:
+            write_json(output_dir / "metrics.json", {
+                **to_float_dict(trainer.callback_metrics), "status": f"failed: {err}",
+                "epochs": trainer.current_epoch, "global_step": trainer.global_step})
+        raise
     fit_seconds = time.perf_counter() - start
-    metrics = to_float_dict(trainer.callback_metrics)
+    metrics: dict[str, Any] = to_float_dict(trainer.callback_metrics)
+    stopper = trainer.early_stopping_callback
+    status = "finished"
+    if stopper is not None and stopper.stopped_epoch:
+        status = (f"stopped early at epoch {stopper.stopped_epoch}: {stopper.monitor} did not "
+                  f"improve for {stopper.patience} validations")
 
     if cfg.get("test"):
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint(trainer, output_dir),
+                     weights_only=True)
         metrics.update(to_float_dict(trainer.callback_metrics))
 
-    output_dir = Path(cfg.paths.output_dir)
     metrics.update(fit_seconds=round(fit_seconds, 2), epochs=trainer.current_epoch,
-                   global_step=trainer.global_step, world_size=trainer.world_size)
+                   global_step=trainer.global_step, world_size=trainer.world_size, status=status)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
@@ -60,7 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@entry_point("train")
+@entry_point("train", prepare_argv=check_command_line)
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     metric = cfg.get("optimized_metric")

@@ -8,15 +8,65 @@ is checked from the configs alone), and implements ``build_datasets()`` and ``de
 
 from __future__ import annotations
 
+import logging
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from dlbasics.data.batching import EpochRandomSampler
+from dlbasics.data.batching import EpochRandomSampler, ResumableDataLoader
 from dlbasics.data.vocab import Vocab
+from dlbasics.errors import DamagedDataError
 from dlbasics.spec import DataSpec, InputKind, Task
+
+
+log = logging.getLogger(__name__)
+
+
+def damaged(path: str | Path, problem: str) -> DamagedDataError:
+    """The error for a dataset file that is present but cannot be what it should be."""
+    return DamagedDataError(f"{path} is damaged ({problem}): delete it and run again to download "
+                            f"it afresh, or replace it with a good copy")
+
+
+def cached_arrays(path: Path | None, make: Callable[[], dict[str, np.ndarray]],
+                  valid: Callable[[dict[str, np.ndarray]], bool] = lambda d: True
+                  ) -> dict[str, np.ndarray]:
+    """Arrays made once and kept in ``path`` (an .npz written atomically, so parallel runs never
+    read half a file); a cache that cannot be read or is not ``valid`` is made again."""
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as f:
+                data = {k: f[k] for k in f.files}
+            if valid(data):
+                return data
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass
+        log.warning("remaking %s: not a valid cache", path)
+    data = make()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, **data)
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("could not cache %s (%s)", path, err)
+    return data
+
+
+def read_text(path: Path) -> str:
+    """A text file that must be UTF-8, or a DamagedDataError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise damaged(path, f"not UTF-8 text: byte {err.start} cannot be decoded") from None
 
 
 class DataModule(L.LightningDataModule):

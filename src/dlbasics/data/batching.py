@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence, Sized
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import BatchSampler, Dataset, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+)
 
 
 def world() -> tuple[int, int]:
@@ -109,6 +117,61 @@ class BucketBatchSampler(BatchSampler):
             batches = [b for b in batches if len(b) == self.batch_size]
         for i in rng.permutation(len(batches)):
             yield batches[i]
+
+
+class ResumableDataLoader(DataLoader):
+    """A training loader Lightning saves and restores mid-epoch (its ``state_dict`` goes into the
+    checkpoint): the state is the epoch being read and the batches given so far; restored, the
+    next pass over that epoch skips those batches without loading them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch: int | None = None
+        self._given = 0
+        self._skip: tuple[int | None, int] | None = None
+        self._pending = 0
+
+    def _sampler_epoch(self) -> int | None:
+        for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
+            if hasattr(sampler, "epoch"):
+                return sampler.epoch
+        return None
+
+    @property
+    def _index_sampler(self) -> Any:  # what DataLoader iterators draw indices from
+        sampler, skip = super()._index_sampler, self._pending
+        self._pending = 0
+        return _SkipFirst(sampler, skip) if skip else sampler
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self._sampler_epoch()
+        skip = self._skip[1] if self._skip and self._skip[0] == epoch else 0
+        self._skip, self._epoch, self._given, self._pending = None, epoch, skip, skip
+        for batch in super().__iter__():
+            self._given += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "given": self._given}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._skip = (state["epoch"], state["given"])
+
+
+class _SkipFirst:
+    """An index sampler without its first ``n`` items (a later pass gives them all)."""
+
+    def __init__(self, sampler: Any, n: int) -> None:
+        self.sampler, self.n = sampler, n
+
+    def __len__(self) -> int:
+        return len(self.sampler) - self.n
+
+    def __iter__(self) -> Iterator[Any]:
+        it, (n, self.n) = iter(self.sampler), (self.n, 0)
+        for _ in range(n):
+            next(it, None)
+        yield from it
 
 
 def pad_collate(batch: Sequence[tuple[torch.Tensor, ...]], pad_index: int = 0

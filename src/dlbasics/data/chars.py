@@ -25,12 +25,12 @@ import logging
 import urllib.request
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from dlbasics.data.base import DataModule
+from dlbasics.data.base import DataModule, read_text
 from dlbasics.data.batching import RandomWindowSampler
 from dlbasics.data.vocab import Vocab, char_tokenize
 from dlbasics.errors import MissingDataError, UserError
@@ -95,7 +95,7 @@ class CharCorpus(DataModule):
 
     def __init__(
         self,
-        corpus: str = "shakespeare",
+        corpus: Literal["shakespeare", "pydoc"] = "shakespeare",
         block_size: int = 64,
         samples_per_epoch: int = 3000,
         test_fraction: float = 0.05,
@@ -145,7 +145,7 @@ class CharCorpus(DataModule):
             return pydoc_text()
         path = self.path
         if path.is_file():
-            return path.read_text(encoding="utf-8")
+            return read_text(path)
         try:
             return packaged_shakespeare()
         except FileNotFoundError as err:  # a broken install

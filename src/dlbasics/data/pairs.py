@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, Sampler
 
-from dlbasics.data.base import DataModule
+from dlbasics.data.base import DataModule, read_text
 from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
 from dlbasics.data.splits import fixed_test_split, validation_split
 from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize, sentence_tokens
@@ -226,11 +226,10 @@ def read_tab_pairs(path: Path) -> list[tuple[str, str]]:
     and lines without a tab are skipped.
     """
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            cols = line.rstrip("\r\n").split("\t")
-            if len(cols) >= 2 and cols[0].strip() and cols[1].strip():
-                out.append((cols[0].strip(), cols[1].strip()))
+    for line in read_text(path).splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 2 and cols[0].strip() and cols[1].strip():
+            out.append((cols[0].strip(), cols[1].strip()))
     return out
 
 

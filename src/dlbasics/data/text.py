@@ -8,7 +8,7 @@ Training batches are length-bucketed (``data.batching.BucketBatchSampler``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ class TextClassification(DataModule):
 
     def __init__(
         self,
-        tokenizer: str = "word",
+        tokenizer: Literal["word", "char"] = "word",
         min_freq: int = 1,
         max_size: int | None = None,
         max_length: int | None = None,

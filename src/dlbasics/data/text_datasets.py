@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import io
 import html
 import importlib.metadata
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dlbasics.data.base import damaged, read_text
 from dlbasics.data.splits import fixed_test_split
 from dlbasics.data.text import Split, TextClassification
 from dlbasics.errors import MissingDataError
@@ -116,12 +118,15 @@ class AGNews(DownloadedText):
         return html.unescape(text)
 
     def read_split(self, split: str) -> Split:
-        texts, labels = [], []
-        with open(self.where / f"{split}.csv", newline="", encoding="utf-8") as f:
-            for row in csv.reader(f):
-                label, title, description = row
-                texts.append(self.clean(f"{title}. {description}"))
-                labels.append(int(label) - 1)
+        path, texts, labels = self.where / f"{split}.csv", [], []
+        for line, row in enumerate(csv.reader(io.StringIO(read_text(path), newline="")), start=1):
+            if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= 4:
+                raise damaged(path, f"line {line} is not \"class index 1-4\",\"title\","
+                                    f"\"description\" but {len(row)} fields starting "
+                                    f"{str(row[:1])[:40]}")
+            label, title, description = row
+            texts.append(self.clean(f"{title}. {description}"))
+            labels.append(int(label) - 1)
         return texts, np.asarray(labels, dtype=np.int64)
 
 
@@ -152,7 +157,7 @@ class IMDB(DownloadedText):
         texts, labels = [], []
         for label, name in enumerate(self.class_names):
             for path in sorted((self.root / split / name).glob("*.txt")):
-                texts.append(path.read_text(encoding="utf-8").replace("<br />", " "))
+                texts.append(read_text(path).replace("<br />", " "))
                 labels.append(label)
         return texts, np.asarray(labels, dtype=np.int64)
 

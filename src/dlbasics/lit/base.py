@@ -8,6 +8,7 @@ and seq2seq subclass it (``LitLanguageModel``, ``LitSeq2Seq``) and override ``fo
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +17,12 @@ import torch
 import torchmetrics
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
 
 from dlbasics.checkpoint import run_payload
 from dlbasics.spec import DataSpec
 
+log = logging.getLogger(__name__)
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -134,13 +137,32 @@ class LitModule(L.LightningModule):
         if factory is None:
             return optimizer
         interval = self.scheduler_interval
-        total = (self.trainer.estimated_stepping_batches if interval == "step"
-                 else self.trainer.max_epochs)
+        total = self._schedule_length(interval)
         params = inspect.signature(getattr(factory, "func", factory)).parameters
         given = getattr(factory, "keywords", {})
         extra = {k: total for k in ("total_steps", "T_max") if k in params and k not in given}
         scheduler = factory(optimizer, **extra)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def on_train_start(self) -> None:
+        """A run resumed with another budget (e.g. a larger ``trainer.max_epochs``) stretches
+        its schedule to the new length: one-cycle's phases scale with it, cosine's period becomes
+        the new length, and the learning rate follows the new curve from the current step."""
+        for config in self.trainer.lr_scheduler_configs:
+            sched, total = config.scheduler, self._schedule_length(config.interval)
+            if isinstance(sched, OneCycleLR) and sched.total_steps != total:
+                scale = total / sched.total_steps
+                for phase in sched._schedule_phases:
+                    phase["end_step"] = (phase["end_step"] + 1) * scale - 1
+                log.info("learning-rate schedule stretched from %d to %d steps",
+                         sched.total_steps, total)
+                sched.total_steps = total
+            elif isinstance(sched, CosineAnnealingLR) and sched.T_max != total:
+                sched.T_max = total
+
+    def _schedule_length(self, interval: str) -> int:
+        return int(self.trainer.estimated_stepping_batches if interval == "step"
+                   else self.trainer.max_epochs)
 
     # ---- checkpoints carry what rebuilds the run --------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ logits given a cache, ``LanguageModel`` below); encoder-decoders add ``encode``/
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -18,8 +18,11 @@ from torch import nn
 from dlbasics.errors import IncompatibleDataError
 from dlbasics.spec import DataSpec
 
+Impl = Literal["torch", "scratch"]
+Activation = Literal["relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu"]
 
-def layer_library(impl: str) -> ModuleType:
+
+def layer_library(impl: Impl) -> ModuleType:
     """``torch.nn`` or the from-scratch drop-ins in ``dlbasics.scratch.layers`` (same signatures)."""
     if impl == "torch":
         return nn
@@ -86,7 +89,7 @@ class LanguageModel(Network):
         raise NotImplementedError
 
 
-def activation(name: str) -> nn.Module:
+def activation(name: Activation) -> nn.Module:
     table = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
              "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
     if name not in table:

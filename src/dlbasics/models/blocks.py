@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dlbasics.models.base import activation, layer_library
+from dlbasics.models.base import Activation, Impl, activation, layer_library
 
 
 def sinusoidal_positions(max_len: int, dim: int) -> Tensor:
@@ -54,8 +54,8 @@ class Positions(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float, act: str, bias: bool,
-                 impl: str) -> None:
+    def __init__(self, dim: int, hidden: int, dropout: float, act: Activation, bias: bool,
+                 impl: Impl) -> None:
         super().__init__()
         lib = layer_library(impl)
         self.fc = lib.Linear(dim, hidden, bias=bias)
@@ -71,8 +71,8 @@ class TransformerBlock(nn.Module):
     """A pre-norm Transformer block; ``cross=True`` adds attention over an encoder's memory."""
 
     def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float = 0.0,
-                 act: str = "gelu", bias: bool = True, cross: bool = False,
-                 impl: str = "torch") -> None:
+                 act: Activation = "gelu", bias: bool = True, cross: bool = False,
+                 impl: Impl = "torch") -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"the width {dim} must be divisible by the number of heads {heads}")

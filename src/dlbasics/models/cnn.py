@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-from dlbasics.models.base import Network, activation, layer_library
+from dlbasics.models.base import Activation, Impl, Network, activation, layer_library
 from dlbasics.spec import DataSpec
 
 
@@ -25,13 +27,13 @@ class CNN(Network):
         channels: tuple[int, ...] = (32, 64),
         convs_per_block: int = 1,
         kernel_size: int = 3,
-        pool: str = "max",
+        pool: Literal["max", "avg"] = "max",
         batch_norm: bool = False,
-        act: str = "relu",
+        act: Activation = "relu",
         hidden: int = 128,
         dropout: float = 0.0,
         global_pool: bool = False,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         super().__init__()
         self.check_spec(spec)

@@ -19,7 +19,7 @@ from torch import nn
 
 from dlbasics.data.vocab import EOS, PAD, SOS, UNK
 from dlbasics.errors import UserError
-from dlbasics.models.base import layer_library
+from dlbasics.models.base import Impl, layer_library
 from dlbasics.spec import DataSpec
 
 log = logging.getLogger("dlbasics")
@@ -143,7 +143,7 @@ class SignalProjection(nn.Module):
     step's vector is then more than a scaled copy of one direction.
     """
 
-    def __init__(self, spec: DataSpec, dim: int, impl: str = "torch", kernel: int = 1) -> None:
+    def __init__(self, spec: DataSpec, dim: int, impl: Impl = "torch", kernel: int = 1) -> None:
         super().__init__()
         if kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"model.signal_kernel must be odd and positive, got {kernel}")
@@ -159,7 +159,7 @@ def sequence_input(
     dim: int,
     pretrained: str | None = None,
     freeze: bool = False,
-    impl: str = "torch",
+    impl: Impl = "torch",
     signal_kernel: int = 1,
 ) -> TokenEmbedding | SignalProjection:
     """The input layer for ``spec.input_kind``; its forward returns ``(sequence, pad_mask)``."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dlbasics.errors import UserError
-from dlbasics.models.base import LanguageModel, layer_library
+from dlbasics.models.base import Impl, LanguageModel, layer_library
 from dlbasics.spec import DataSpec
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c): (num_layers, B, hidden) each
@@ -31,7 +31,7 @@ class LMLSTM(LanguageModel):
         num_layers: int = 2,
         dropout: float = 0.0,
         tie_weights: bool = True,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         super().__init__()
         self.check_spec(spec)

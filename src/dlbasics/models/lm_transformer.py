@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dlbasics.errors import UserError
-from dlbasics.models.base import LanguageModel, layer_library
+from dlbasics.models.base import Impl, LanguageModel, layer_library
 from dlbasics.models.blocks import Positions, TransformerBlock
 from dlbasics.spec import DataSpec
 
@@ -35,7 +35,7 @@ class LMTransformer(LanguageModel):
         dropout: float = 0.0,
         bias: bool = False,
         block_size: int | None = None,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         """``block_size``: the longest context (position embeddings); default: the data's window.
         ``bias``: biases in the Linear layers and LayerNorms (nanoGPT: none)."""

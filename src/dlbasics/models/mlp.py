@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlbasics.models.base import Network, activation, layer_library
+from dlbasics.models.base import Activation, Impl, Network, activation, layer_library
 from dlbasics.spec import DataSpec
 
 
@@ -21,10 +21,10 @@ class MLP(Network):
         spec: DataSpec,
         hidden: int = 256,
         depth: int = 2,
-        act: str = "relu",
+        act: Activation = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         super().__init__()
         self.check_spec(spec)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbasics.models.base import Network, layer_library
+from dlbasics.models.base import Impl, Network, layer_library
 from dlbasics.spec import DataSpec
 
 
@@ -46,7 +46,7 @@ class ResNet(Network):
         widths: tuple[int, ...] = (16, 32, 64),
         blocks_per_stage: int = 2,
         dropout: float = 0.0,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         super().__init__()
         self.check_spec(spec)

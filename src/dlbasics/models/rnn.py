@@ -11,10 +11,12 @@ with the scratch layers' ``lengths=`` argument (the same semantics), and pooling
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import layer_library
+from dlbasics.models.base import Impl, layer_library
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
@@ -27,17 +29,17 @@ class RNNClassifier(SequenceClassifier):
     def __init__(
         self,
         spec: DataSpec,
-        cell: str = "lstm",
+        cell: Literal["rnn", "lstm", "gru"] = "lstm",
         embed_dim: int = 64,
         hidden: int = 128,
         num_layers: int = 1,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        pool: str = "last",
+        pool: Literal["last", "mean", "max"] = "last",
         pretrained_embeddings: str | None = None,
         freeze_embeddings: bool = False,
         signal_kernel: int = 1,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         """``pool=last``: the final hidden state of the top layer (both directions' when
         bidirectional: the backward one has read the whole sequence back to its first token).

@@ -23,13 +23,13 @@ Decoding (greedy, beam search) comes from ``encoder_decoder.EncoderDecoder``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import layer_library
+from dlbasics.models.base import Impl, layer_library
 from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
 
@@ -72,15 +72,15 @@ class Seq2Seq(EncoderDecoder):
     def __init__(
         self,
         spec: DataSpec,
-        cell: str = "gru",
-        attention: str = "bahdanau",
-        luong_score: str = "general",
+        cell: Literal["gru", "lstm"] = "gru",
+        attention: Literal["bahdanau", "luong", "none"] = "bahdanau",
+        luong_score: Literal["general", "dot"] = "general",
         embed_dim: int = 64,
         hidden: int = 128,
         num_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.1,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         """
         Args:

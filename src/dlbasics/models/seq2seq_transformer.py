@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlbasics.models.base import layer_library
+from dlbasics.models.base import Impl, layer_library
 from dlbasics.models.blocks import Positions, TransformerBlock
 from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
@@ -38,7 +38,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         dim_feedforward: int = 256,
         dropout: float = 0.1,
         max_len: int = 512,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         """``max_len``: the longest source or target (in tokens, <sos>/<eos> included)."""
         super().__init__(spec)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import torch
 
-from dlbasics.models.base import Network, layer_library
+from dlbasics.models.base import Impl, Network, layer_library
 from dlbasics.models.blocks import masked_pool
 from dlbasics.models.inputs import sequence_input
 from dlbasics.spec import DataSpec
@@ -33,7 +33,7 @@ class SequenceClassifier(Network):
 
     def __init__(self, spec: DataSpec, embed_dim: int, dropout: float, pool: str,
                  pretrained_embeddings: str | None, freeze_embeddings: bool, signal_kernel: int,
-                 impl: str) -> None:
+                 impl: Impl) -> None:
         super().__init__()
         self.check_spec(spec)
         if pool not in self.pools:

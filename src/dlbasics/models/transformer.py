@@ -11,11 +11,13 @@ Pads are masked as keys, so they never change the real positions' outputs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
 from dlbasics.errors import UserError
-from dlbasics.models.base import layer_library
+from dlbasics.models.base import Impl, layer_library
 from dlbasics.models.blocks import Positions, TransformerBlock
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
@@ -32,14 +34,14 @@ class TransformerClassifier(SequenceClassifier):
         heads: int = 4,
         ff_mult: int = 4,
         dropout: float = 0.1,
-        positional: str = "sinusoidal",
-        pool: str = "cls",
+        positional: Literal["sinusoidal", "learned"] = "sinusoidal",
+        pool: Literal["cls", "mean"] = "cls",
         max_len: int = 512,
         embed_dim: int | None = None,
         pretrained_embeddings: str | None = None,
         freeze_embeddings: bool = False,
         signal_kernel: int = 1,
-        impl: str = "torch",
+        impl: Impl = "torch",
     ) -> None:
         """
         Args:

@@ -96,21 +96,22 @@ class _Geometry:
         """Window-local arg-max ``p * kw + q`` -> index ``r * W + c`` into the unpadded input."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         dh, dw = self.dilation
-        p = torch.arange(kh).repeat_interleave(kw)  # window cell p * kw + q -> p
-        q = torch.arange(kw).repeat(kh)  # -> q
-        rows = (torch.arange(self.ho) * sh - ph).view(-1, 1, 1) + p * dh  # [H_out, 1, kh*kw]
-        cols = (torch.arange(self.wo) * sw - pw).view(-1, 1) + q * dw  # [W_out, kh*kw]
+        at = {"device": arg.device}  # every index tensor lives where the input does
+        p = torch.arange(kh, **at).repeat_interleave(kw)  # window cell p * kw + q -> p
+        q = torch.arange(kw, **at).repeat(kh)  # -> q
+        rows = (torch.arange(self.ho, **at) * sh - ph).view(-1, 1, 1) + p * dh  # [H_out, 1, kh*kw]
+        cols = (torch.arange(self.wo, **at) * sw - pw).view(-1, 1) + q * dw  # [W_out, kh*kw]
         grid = rows * self.w + cols  # [H_out, W_out, kh*kw]
         return grid.expand(*arg.shape, -1).gather(-1, arg.unsqueeze(-1)).squeeze(-1)
 
     def divisor(self, count_include_pad: bool, divisor_override: int | None,
-                dtype: torch.dtype) -> Tensor:
-        """``D(i, j)`` as an ``[H_out, W_out]`` tensor."""
+                like: Tensor) -> Tensor:
+        """``D(i, j)`` as an ``[H_out, W_out]`` tensor of ``like``'s dtype and device."""
         if divisor_override:
-            return torch.full((self.ho, self.wo), float(divisor_override), dtype=dtype)
+            return like.new_full((self.ho, self.wo), float(divisor_override))
 
         def counts(n_out: int, size: int, k: int, s: int, pad: int) -> Tensor:
-            start = torch.arange(n_out) * s - pad
+            start = torch.arange(n_out, device=like.device) * s - pad
             end = torch.clamp(start + k, max=size + pad)
             if count_include_pad:
                 return end - start
@@ -119,7 +120,7 @@ class _Geometry:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         ch = counts(self.ho, self.h, kh, sh, ph)
         cw = counts(self.wo, self.w, kw, sw, pw)
-        return (ch.view(-1, 1) * cw).to(dtype)
+        return (ch.view(-1, 1) * cw).to(like.dtype)
 
 
 class MaxPool2dStrided(torch.autograd.Function):
@@ -156,7 +157,7 @@ class MaxPool2dLoop(torch.autograd.Function):
         (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
         xp = geo.pad(x, float("-inf"))
         values = x.new_empty(n, c, geo.ho, geo.wo)
-        arg = torch.empty(n, c, geo.ho, geo.wo, dtype=torch.long)
+        arg = torch.empty(n, c, geo.ho, geo.wo, dtype=torch.long, device=x.device)
         for i in range(geo.ho):
             for j in range(geo.wo):
                 window = xp[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
@@ -186,7 +187,7 @@ class AvgPool2dStrided(torch.autograd.Function):
     def forward(ctx, x: Tensor, kernel, stride, padding, ceil_mode: bool, count_include_pad: bool,
                 divisor_override: int | None):
         geo = _Geometry(tuple(x.shape[-2:]), kernel, stride, padding, 1, ceil_mode)
-        div = geo.divisor(count_include_pad, divisor_override, x.dtype)
+        div = geo.divisor(count_include_pad, divisor_override, x)
         win = geo.windows(geo.pad(x, 0.0))
         (kh, kw) = geo.kernel
         out = win[..., 0, 0].clone()
@@ -219,7 +220,7 @@ class AvgPool2dLoop(torch.autograd.Function):
     def forward(ctx, x: Tensor, kernel, stride, padding, ceil_mode: bool, count_include_pad: bool,
                 divisor_override: int | None):
         geo = _Geometry(tuple(x.shape[-2:]), kernel, stride, padding, 1, ceil_mode)
-        div = geo.divisor(count_include_pad, divisor_override, x.dtype)
+        div = geo.divisor(count_include_pad, divisor_override, x)
         (kh, kw), (sh, sw) = geo.kernel, geo.stride
         xp = geo.pad(x, 0.0)
         out = x.new_empty(*x.shape[:2], geo.ho, geo.wo)

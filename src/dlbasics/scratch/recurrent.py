@@ -345,8 +345,9 @@ class _RNNBase(nn.Module):
                 raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
             if int(lengths.max()) > seq_len or int(lengths.min()) < 0:
                 raise ValueError(f"lengths must lie in [0, {seq_len}]")
-            mask = (torch.arange(seq_len).unsqueeze(1) < lengths.cpu().unsqueeze(0))
-            mask = mask.unsqueeze(2).to(x.device)
+            mask = torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths.to(
+                x.device).unsqueeze(0)
+            mask = mask.unsqueeze(2)
         step = _STEPS[self.mode]
         directions = 2 if self.bidirectional else 1
         finals: list[State] = []

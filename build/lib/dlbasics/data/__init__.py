@@ -1,1 +1,0 @@
-"""LightningDataModules, one per dataset family. Each exposes a `DataSpec` as `dm.spec`."""

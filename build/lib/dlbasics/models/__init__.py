@@ -1,1 +1,0 @@
-"""Networks, one file per architecture family; each holds only its network."""

@@ -1,0 +1,164 @@
+"""The run folder: never reused by accident, resumable as a whole, and a record of how it ran.
+
+- ``check_command_line``: before Hydra creates a folder, refuse an explicit ``hydra.run.dir``
+  (or ``hydra.sweep.dir``) that already holds a run, unless ``existing_run_dir=version`` (then a
+  fresh ``<dir>-v2``, ``-v3``, ... is used); turn ``resume=<run folder>`` into that folder.
+- ``resume_config``: the saved config of a run folder, with the overrides that may change on
+  resume (trainer, callbacks, logger, test); an override of the model, data, optimizer,
+  scheduler, module options or seed is refused.
+- ``write_record``: config, data spec, git commit, versions, seed and hardware, in the folder.
+- ``best_checkpoint``: the best checkpoint of *this* folder, never a path read from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from dlbasics.checkpoint import newest_checkpoint
+from dlbasics.configs import PROJECT_ROOT
+from dlbasics.errors import UserError
+from dlbasics.spec import DataSpec
+
+RESUMABLE = ("trainer.", "callbacks.", "logger.", "test=", "resume=", "hydra.", "hydra/",
+             "existing_run_dir=", "optimized_metric=")
+
+
+def _holds_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (".hydra", "metrics.json", "checkpoints",
+                                                     "multirun.yaml"))
+
+
+def _value(argv: list[str], key: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), None)
+
+
+def check_command_line(argv: list[str]) -> list[str]:
+    """Check and rewrite a train command line before Hydra reads it (see the module docstring)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or "--help" in argv or "--cfg" in argv:
+        return argv  # a DDP worker started by Lightning runs rank 0's (checked) command
+    resume = _value(argv, "resume")
+    if resume:
+        folder = Path(resume).expanduser().resolve()
+        if not (folder / ".hydra" / "config.yaml").is_file():
+            raise UserError(f"resume={resume} is not a run folder (no .hydra/config.yaml): give "
+                            f"the folder a training run printed as 'run folder: ...'")
+        if newest_checkpoint(folder) is None:
+            raise UserError(f"resume={resume} holds no checkpoint yet (checkpoints/*.ckpt): "
+                            f"start the run again instead")
+        n = 1 + sum(1 for _ in (folder / ".hydra").glob("resume-*"))
+        return [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))
+                ] + [f"hydra.run.dir={folder}", f"hydra.output_subdir=.hydra/resume-{n}"]
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        given = _value(argv, key)
+        if not given or "${" in given or not _holds_run(Path(given).expanduser()):
+            continue
+        if _value(argv, "existing_run_dir") != "version":
+            raise UserError(f"{key}={given} already holds a run: choose another folder, "
+                            f"continue it with resume={given}, or add existing_run_dir=version "
+                            f"to write to {given}-v2 instead")
+        version = next(v for v in range(2, 10_000) if not _holds_run(Path(f"{given}-v{v}")))
+        argv = [a for a in argv if not a.startswith(key + "=")] + [f"{key}={given}-v{version}"]
+    return argv
+
+
+def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The saved config of the run folder named by ``cfg.resume``, with the allowed overrides,
+    to continue from its newest checkpoint."""
+    folder = Path(cfg.resume).expanduser().resolve()
+    refused = [o for o in overrides if not o.lstrip("+~").startswith(RESUMABLE)]
+    if refused:
+        raise UserError(f"resume={cfg.resume} continues the saved run, so {refused[0]} cannot "
+                        f"change (only trainer.*, callbacks.*, logger.* and test may): start a "
+                        f"new run to change the model, data or optimizer")
+    saved = OmegaConf.load(folder / ".hydra" / "config.yaml")
+    given = [o.lstrip("+") for o in overrides if o.lstrip("+~").startswith(("trainer.", "callbacks.",
+                                                                             "logger.", "test="))]
+    merged = OmegaConf.merge(saved, OmegaConf.from_dotlist(given))
+    merged.paths = cfg.paths  # this Hydra run's folder: the resumed one
+    merged.resume, merged.ckpt_path = str(folder), str(newest_checkpoint(folder))
+    hydra_yaml = folder / ".hydra" / "hydra.yaml"
+    if hydra_yaml.is_file():  # the config groups the run was composed from (model=..., data=...)
+        merged.choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices
+    return merged  # type: ignore[return-value]
+
+
+RUNTIME_DATA_KEYS = {"data_dir", "num_workers", "pin_memory", "eval_batch_size", "download"}
+
+
+def check_fits(ckpt_path: str, saved: dict[str, Any], cfg: DictConfig) -> None:
+    """Refuse to resume a checkpoint whose model, data or optimizer settings differ from the
+    configured ones, naming both (before a state dict fails to load, or loads wrongly)."""
+    now: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    for section in ("model", "data", "optimizer"):
+        old, new = dict(saved.get(section) or {}), dict(now.get(section) or {})
+        if section == "data":
+            for key in RUNTIME_DATA_KEYS:
+                old.pop(key, None), new.pop(key, None)
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if not diff:
+            continue
+        choice_then = (saved.get("choices") or {}).get(section, old.get("_target_"))
+        choice_now = (now.get("choices") or {}).get(section, new.get("_target_"))
+        then = ", ".join(f"{k}={old.get(k)!r}" for k in diff[:3])
+        asked = ", ".join(f"{k}={new.get(k)!r}" for k in diff[:3])
+        raise UserError(f"ckpt_path={ckpt_path} was trained with {section}={choice_then} "
+                        f"({then}), not {section}={choice_now} ({asked}): resume with the same "
+                        f"{section} settings, or start a new run from its weights with "
+                        f"finetune.ckpt_path={ckpt_path}")
+
+
+def best_checkpoint(trainer: Any, run_dir: Path) -> str | None:
+    """The best checkpoint inside this run's ``checkpoints/``: the checkpoint callback's, when it
+    points there, else the one ``epoch*.ckpt`` the folder keeps; None to test the last weights."""
+    folder = (run_dir / "checkpoints").resolve()
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    if best and Path(best).resolve().parent == folder and Path(best).is_file():
+        return str(Path(best).resolve())
+    kept = sorted(folder.glob("epoch*.ckpt"))
+    return str(kept[-1]) if len(kept) == 1 else None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def write_record(run_dir: Path, cfg: DictConfig, spec: DataSpec, trainer: Any) -> Path:
+    """``run.json``: what a reader needs to reproduce the run."""
+    import hydra
+    import lightning
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    record = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "seed": cfg.seed,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "lightning": lightning.__version__, "hydra": hydra.__version__},
+        "hardware": {"machine": platform.machine(), "processor": platform.processor(),
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "accelerator": type(trainer.accelerator).__name__,
+                     "devices": trainer.num_devices, "world_size": trainer.world_size,
+                     "cuda": [torch.cuda.get_device_name(i)
+                              for i in range(torch.cuda.device_count())]},
+        "spec": {k: v for k, v in spec.to_dict().items() if k not in ("vocab", "tgt_vocab")},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    path = run_dir / "run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return path

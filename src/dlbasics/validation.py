@@ -1,0 +1,161 @@
+"""Check a composed config before any data is read or any model built.
+
+Every value is checked against a range when its name is in ``RANGES`` (the same rule wherever the
+key appears: ``data.batch_size`` and ``data.eval_batch_size`` alike), and otherwise against the
+type its ``_target_`` declares (``trainer.deterministic``, ``model.bidirectional``, ...). A wrong
+value ends in one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from dlbasics.errors import UserError
+
+Rule = tuple[type, Callable[[Any], bool], str]
+
+
+def _rule(kind: type, low: float | None = None, high: float | None = None, *,
+          low_open: bool = False, high_open: bool = False, nullable: bool = False) -> Rule:
+    def ok(v: Any) -> bool:
+        if v is None:
+            return nullable
+        if isinstance(v, bool) or not isinstance(v, int if kind is int else int | float):
+            return False
+        return not ((low is not None and (v <= low if low_open else v < low))
+                    or (high is not None and (v >= high if high_open else v > high)))
+
+    what = "an integer" if kind is int else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    text = f"{what} {' and '.join(bounds)}".strip() + (", or null" if nullable else "")
+    return (int if kind is int else float), ok, text
+
+
+def _ints(low: int, **kw: Any) -> Rule:
+    return _rule(int, low, **kw)
+
+
+FRACTION = _rule(float, 0, 1, low_open=True, high_open=True)
+PROBABILITY = _rule(float, 0, 1, high_open=True)
+POSITIVE = _rule(float, 0, low_open=True)
+NON_NEGATIVE = _rule(float, 0)
+
+RANGES: dict[str, Rule] = {
+    # loops and batches
+    "max_epochs": _ints(-1), "max_steps": _ints(-1), "batch_size": _ints(1),
+    "eval_batch_size": _ints(1, nullable=True), "num_workers": _ints(0), "seed": _ints(0),
+    "accumulate_grad_batches": _ints(1), "log_every_n_steps": _ints(1), "num_nodes": _ints(1),
+    "check_val_every_n_epoch": _ints(1, nullable=True), "patience": _ints(0),
+    "samples_per_epoch": _ints(1), "block_size": _ints(1, nullable=True),
+    "bucket_pool": _ints(1), "every_n_train_steps": _ints(0, nullable=True),
+    # data
+    "val_fraction": FRACTION, "test_fraction": FRACTION, "min_freq": _ints(1),
+    "max_size": _ints(2, nullable=True), "max_length": _ints(1, nullable=True),
+    "n_train": _ints(1), "n_val": _ints(1), "n_test": _ints(1), "max_len": _ints(1),
+    "crop_padding": _ints(0), "rotation": NON_NEGATIVE,
+    # networks
+    "hidden": _ints(0), "depth": _ints(0), "num_layers": _ints(1), "heads": _ints(1),
+    "n_layer": _ints(1), "n_head": _ints(1), "n_embd": _ints(1), "dim": _ints(1),
+    "d_model": _ints(1), "nhead": _ints(1), "dim_feedforward": _ints(1), "ff_mult": _ints(1),
+    "embed_dim": _ints(1, nullable=True), "kernel_size": _ints(1), "convs_per_block": _ints(1),
+    "blocks_per_stage": _ints(1), "num_encoder_layers": _ints(1),
+    "num_decoder_layers": _ints(1), "signal_kernel": _ints(1), "dropout": PROBABILITY,
+    # optimisation
+    "lr": POSITIVE, "max_lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": PROBABILITY,
+    "l1": NON_NEGATIVE, "label_smoothing": _rule(float, 0, 1, high_open=True, nullable=True),
+    "teacher_forcing": _rule(float, 0, 1, nullable=True), "pct_start": FRACTION,
+    "gradient_clip_val": _rule(float, 0, low_open=True, nullable=True),
+    "test_beam_size": _ints(1, nullable=True), "eta_min": NON_NEGATIVE, "gamma": POSITIVE,
+    "step_size": _ints(1),
+    # generation and translation
+    "max_new_tokens": _ints(0), "temperature": POSITIVE, "top_k": _ints(1, nullable=True),
+    "beam_size": _ints(1), "samples": _ints(1), "n": _ints(1),
+}
+LISTS_OF_WIDTHS = ("channels", "widths")
+
+
+def _alternatives(annotation: Any) -> list[Any] | None:
+    """What an annotation allows as a list of plain types and ``Literal`` values
+    (``Optional[Literal["a"]]`` -> ["a", NoneType]), or None when it allows something this check
+    does not model (classes, tensors, callables...)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_alternatives(a) for a in typing.get_args(annotation)]
+        return None if any(p is None for p in parts) else [a for p in parts for a in p]  # type: ignore[union-attr]
+    if origin is typing.Literal:
+        return list(typing.get_args(annotation))
+    if annotation in (int, float, bool, str, type(None)):
+        return [annotation]
+    return None
+
+
+def _matches(value: Any, alternative: Any) -> bool:
+    if not isinstance(alternative, type):
+        return value == alternative and type(value) is type(alternative)
+    if isinstance(value, bool):
+        return alternative is bool
+    if alternative is float:
+        return isinstance(value, int | float)
+    return isinstance(value, alternative)
+
+
+def _hints(target: str) -> dict[str, Any]:
+    try:
+        cls = get_class(target)
+        return typing.get_type_hints(cls.__init__ if inspect.isclass(cls) else cls)
+    except Exception:  # noqa: BLE001 - an unresolvable hint is simply not checked
+        return {}
+
+
+def _problem(key: str, value: Any, annotation: Any) -> str | None:
+    if key in RANGES:
+        _, ok, text = RANGES[key]
+        return None if ok(value) else f"must be {text}"
+    if key in LISTS_OF_WIDTHS:
+        if isinstance(value, list) and value and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            return None
+        return "must be a list of integers >= 1, e.g. [32, 64]"
+    allowed = _alternatives(annotation) if annotation is not None else None
+    if allowed is None or any(_matches(value, a) for a in allowed):
+        return None
+    names = sorted({"null" if a is type(None) else a.__name__ if isinstance(a, type) else repr(a)
+                    for a in allowed})
+    return f"must be {' or '.join(names)}"
+
+
+SKIPPED = ("hydra", "choices", "paths")
+
+
+def validate_config(cfg: DictConfig, hints: dict[str, dict[str, Any]] | None = None) -> None:
+    """Raise a UserError for the first value of the wrong type or out of range.
+
+    ``hints``: the declared types of nodes without a ``_target_`` (e.g. ``{"module": ...}``).
+    """
+    _check(OmegaConf.to_container(cfg, resolve=True), "", {}, hints or {})  # type: ignore[arg-type]
+
+
+def _check(node: dict[str, Any], prefix: str, hints: dict[str, Any],
+           extra: dict[str, dict[str, Any]]) -> None:
+    if "_target_" in node:
+        hints = _hints(node["_target_"])
+    for key, value in node.items():
+        if key.startswith("_") or key in SKIPPED:
+            continue
+        if isinstance(value, dict):
+            _check(value, f"{prefix}{key}.", extra.get(f"{prefix}{key}", {}), extra)
+            continue
+        problem = _problem(key, value, hints.get(key))
+        if problem:
+            raise UserError(f"{prefix}{key}={value!r}: {problem}.")
