@@ -64,6 +64,9 @@ class SeededSteps(L.Callback):
         batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # the next batch's number
         torch.manual_seed((self.seed * 1_000_003 + trainer.global_rank * 7919 + batch) % 2**63)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._seed(trainer)  # a run resumed mid-epoch starts its epoch without the next hook
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._seed(trainer)
 

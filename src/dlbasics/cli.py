@@ -61,7 +61,7 @@ def user_message(err: BaseException) -> str | None:
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         if isinstance(cause, UserError):
             return first
-        if isinstance(cause, TypeError | ValueError):
+        if isinstance(cause, TypeError | ValueError | ImportError):
             return (f"{first}. Check the overrides you gave (e.g. `model.hidden=128`), "
                     f"or print the composed config with `--cfg job`.")
     return None

@@ -13,9 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from dlbasics.build import build_trainer, load_run
 from dlbasics.cli import entry_point, to_float_dict, write_json
 from dlbasics.errors import UserError
+from dlbasics.validation import validate_config
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    validate_config(cfg)
     if not cfg.get("ckpt_path"):
         raise UserError("give the checkpoint to evaluate: python -m dlbasics.eval ckpt_path=PATH")
     run = load_run(cfg.ckpt_path, data=cfg.get("data"))

@@ -19,6 +19,7 @@ from dlbasics.data.vocab import Vocab
 from dlbasics.errors import UserError
 from dlbasics.models.base import LanguageModel
 from dlbasics.models.sampling import stream
+from dlbasics.validation import validate_config
 
 
 def load_language_model(ckpt_path: str) -> tuple[LanguageModel, Vocab]:
@@ -48,12 +49,7 @@ def run_generate(cfg: DictConfig) -> str:
     if not cfg.get("ckpt_path"):
         raise UserError("give the checkpoint to sample from: python -m dlbasics.generate "
                         "ckpt_path=PATH prompt=...")
-    if cfg.max_new_tokens < 0:
-        raise UserError(f"max_new_tokens must be >= 0, got {cfg.max_new_tokens}")
-    if cfg.temperature <= 0:
-        raise UserError(f"temperature must be > 0 (use top_k=1 for greedy), got {cfg.temperature}")
-    if cfg.top_k is not None and cfg.top_k < 1:
-        raise UserError(f"top_k must be >= 1 or null, got {cfg.top_k}")
+    validate_config(cfg)
     net, vocab = load_language_model(cfg.ckpt_path)
     prompt = str(cfg.prompt)
     texts = []

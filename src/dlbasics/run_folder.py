@@ -3,9 +3,9 @@
 - ``check_command_line``: before Hydra creates a folder, refuse an explicit ``hydra.run.dir``
   (or ``hydra.sweep.dir``) that already holds a run, unless ``existing_run_dir=version`` (then a
   fresh ``<dir>-v2``, ``-v3``, ... is used); turn ``resume=<run folder>`` into that folder.
-- ``resume_config``: the saved config of a run folder, with the overrides that may change on
-  resume (trainer, callbacks, logger, test); an override of the model, data, optimizer,
-  scheduler, module options or seed is refused.
+  ``resume=`` composes the folder's saved config with the overrides that may change on resume
+  (trainer, callbacks, logger, test); an override of the model, data, optimizer, scheduler,
+  module options or seed is refused.
 - ``write_record``: config, data spec, git commit, versions, seed and hardware, in the folder.
 - ``best_checkpoint``: the best checkpoint of *this* folder, never a path read from a file.
 """
@@ -28,8 +28,8 @@ from dlbasics.configs import PROJECT_ROOT
 from dlbasics.errors import UserError
 from dlbasics.spec import DataSpec
 
-RESUMABLE = ("trainer.", "callbacks.", "logger.", "test=", "resume=", "hydra.", "hydra/",
-             "existing_run_dir=", "optimized_metric=")
+RESUMABLE = ("trainer.", "callbacks.", "logger.", "test=", "hydra.", "hydra/",
+             "optimized_metric=")
 
 
 def _holds_run(folder: Path) -> bool:
@@ -47,16 +47,7 @@ def check_command_line(argv: list[str]) -> list[str]:
         return argv  # a DDP worker started by Lightning runs rank 0's (checked) command
     resume = _value(argv, "resume")
     if resume:
-        folder = Path(resume).expanduser().resolve()
-        if not (folder / ".hydra" / "config.yaml").is_file():
-            raise UserError(f"resume={resume} is not a run folder (no .hydra/config.yaml): give "
-                            f"the folder a training run printed as 'run folder: ...'")
-        if newest_checkpoint(folder) is None:
-            raise UserError(f"resume={resume} holds no checkpoint yet (checkpoints/*.ckpt): "
-                            f"start the run again instead")
-        n = 1 + sum(1 for _ in (folder / ".hydra").glob("resume-*"))
-        return [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))
-                ] + [f"hydra.run.dir={folder}", f"hydra.output_subdir=.hydra/resume-{n}"]
+        return _resume_command_line(resume, argv)
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
         given = _value(argv, key)
         if not given or "${" in given or not _holds_run(Path(given).expanduser()):
@@ -70,25 +61,36 @@ def check_command_line(argv: list[str]) -> list[str]:
     return argv
 
 
-def resume_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The saved config of the run folder named by ``cfg.resume``, with the allowed overrides,
-    to continue from its newest checkpoint."""
-    folder = Path(cfg.resume).expanduser().resolve()
-    refused = [o for o in overrides if not o.lstrip("+~").startswith(RESUMABLE)]
+def _resume_command_line(resume: str, argv: list[str]) -> list[str]:
+    """Compose the run folder's saved config (``.hydra/config.yaml``) with the overrides that
+    may change, in that folder, from its newest checkpoint."""
+    folder = Path(resume).expanduser().resolve()
+    if not (folder / ".hydra" / "config.yaml").is_file():
+        raise UserError(f"resume={resume} is not a run folder (no .hydra/config.yaml): give "
+                        f"the folder a training run printed as 'run folder: ...'")
+    newest = newest_checkpoint(folder)
+    if newest is None:
+        raise UserError(f"resume={resume} holds no checkpoint yet (checkpoints/*.ckpt): "
+                        f"start the run again instead")
+    kept = [a for a in argv if not a.startswith(("resume=", "hydra.run.dir=",
+                                                 "hydra.output_subdir="))]
+    refused = [a for a in kept if not a.lstrip("+~").startswith(RESUMABLE)]
     if refused:
-        raise UserError(f"resume={cfg.resume} continues the saved run, so {refused[0]} cannot "
+        raise UserError(f"resume={resume} continues the saved run, so {refused[0]} cannot "
                         f"change (only trainer.*, callbacks.*, logger.* and test may): start a "
                         f"new run to change the model, data or optimizer")
-    saved = OmegaConf.load(folder / ".hydra" / "config.yaml")
-    given = [o.lstrip("+") for o in overrides if o.lstrip("+~").startswith(("trainer.", "callbacks.",
-                                                                             "logger.", "test="))]
-    merged = OmegaConf.merge(saved, OmegaConf.from_dotlist(given))
-    merged.paths = cfg.paths  # this Hydra run's folder: the resumed one
-    merged.resume, merged.ckpt_path = str(folder), str(newest_checkpoint(folder))
-    hydra_yaml = folder / ".hydra" / "hydra.yaml"
-    if hydra_yaml.is_file():  # the config groups the run was composed from (model=..., data=...)
-        merged.choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices
-    return merged  # type: ignore[return-value]
+    n = 1 + sum(1 for _ in (folder / ".hydra").glob("resume-*"))
+    return ["--config-path", str(folder / ".hydra"), "--config-name", "config", *kept,
+            f"++resume={folder}", f"++ckpt_path={newest}", f"hydra.run.dir={folder}",
+            f"hydra.output_subdir=.hydra/resume-{n}"]
+
+
+def saved_choices(run_dir: Path) -> dict[str, Any]:
+    """The config groups a run folder's run was composed from (``model=...``, ``data=...``)."""
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    if not hydra_yaml.is_file():
+        return {}
+    return OmegaConf.to_container(OmegaConf.load(hydra_yaml).hydra.runtime.choices)  # type: ignore[return-value]
 
 
 RUNTIME_DATA_KEYS = {"data_dir", "num_workers", "pin_memory", "eval_batch_size", "download"}

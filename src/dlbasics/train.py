@@ -27,7 +27,7 @@ from dlbasics.run_folder import (
     best_checkpoint,
     check_command_line,
     check_fits,
-    resume_config,
+    saved_choices,
     write_record,
 )
 from dlbasics.validation import validate_config
@@ -48,11 +48,9 @@ def module_hints() -> dict[str, dict[str, Any]]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test; returns the metrics written to ``<output_dir>/metrics.json``."""
     if HydraConfig.initialized():
-        if cfg.get("resume"):
-            cfg = resume_config(cfg, list(HydraConfig.get().overrides.task))
-        else:
-            with open_dict(cfg):
-                cfg.choices = dict(HydraConfig.get().runtime.choices)
+        with open_dict(cfg):  # the config groups chosen (model=cnn, ...); a resumed run's own
+            cfg.choices = (saved_choices(Path(cfg.resume)) if cfg.get("resume")
+                           else dict(HydraConfig.get().runtime.choices))
     validate_config(cfg, module_hints())
     check_pair(cfg)
     resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None

@@ -21,6 +21,7 @@ from dlbasics.build import load_run
 from dlbasics.cli import entry_point
 from dlbasics.data.vocab import EOS, detokenize
 from dlbasics.errors import UserError
+from dlbasics.validation import validate_config
 
 
 class Translator:
@@ -77,6 +78,7 @@ def save_heatmap(path: str | Path, source: list[str], output: list[str],
 
 
 def translate(cfg: DictConfig) -> list[str]:
+    validate_config(cfg)
     if not cfg.get("ckpt_path"):
         raise UserError("give a seq2seq checkpoint: python -m dlbasics.translate ckpt_path=PATH "
                         "'text=\"...\"'")

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.errors import UserError
 
@@ -62,7 +63,7 @@ RANGES: dict[str, Rule] = {
     # data
     "val_fraction": FRACTION, "test_fraction": FRACTION, "min_freq": _ints(1),
     "max_size": _ints(2, nullable=True), "max_length": _ints(1, nullable=True),
-    "n_train": _ints(1), "n_val": _ints(1), "n_test": _ints(1), "max_len": _ints(1),
+    "n_train": _ints(1), "n_val": _ints(1), "n_test": _ints(1), "max_len": _ints(1, nullable=True),
     "crop_padding": _ints(0), "rotation": NON_NEGATIVE,
     # networks
     "hidden": _ints(0), "depth": _ints(0), "num_layers": _ints(1), "heads": _ints(1),
@@ -143,19 +144,25 @@ def validate_config(cfg: DictConfig, hints: dict[str, dict[str, Any]] | None = N
 
     ``hints``: the declared types of nodes without a ``_target_`` (e.g. ``{"module": ...}``).
     """
-    _check(OmegaConf.to_container(cfg, resolve=True), "", {}, hints or {})  # type: ignore[arg-type]
+    _check(cfg, "", {}, hints or {})
 
 
-def _check(node: dict[str, Any], prefix: str, hints: dict[str, Any],
+def _check(node: DictConfig, prefix: str, hints: dict[str, Any],
            extra: dict[str, dict[str, Any]]) -> None:
     if "_target_" in node:
         hints = _hints(node["_target_"])
-    for key, value in node.items():
-        if key.startswith("_") or key in SKIPPED:
+    for key in node:
+        if str(key).startswith("_") or key in SKIPPED:
             continue
-        if isinstance(value, dict):
+        try:
+            value = node[key]
+        except OmegaConfBaseException:  # an interpolation only Hydra's runtime can resolve
+            continue
+        if isinstance(value, DictConfig):
             _check(value, f"{prefix}{key}.", extra.get(f"{prefix}{key}", {}), extra)
             continue
-        problem = _problem(key, value, hints.get(key))
+        if isinstance(value, ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        problem = _problem(str(key), value, hints.get(key))
         if problem:
             raise UserError(f"{prefix}{key}={value!r}: {problem}.")

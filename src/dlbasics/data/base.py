@@ -157,16 +157,22 @@ class DataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
         return dataset
 
-    def _loader(self, dataset: Dataset | None, **kwargs: Any) -> DataLoader:
-        return DataLoader(self._require(dataset), num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0, collate_fn=self.collate_fn,
-                          **kwargs)
+    def _loader(self, dataset: Dataset | None, loader: type[DataLoader] = DataLoader,
+                **kwargs: Any) -> DataLoader:
+        return loader(self._require(dataset), num_workers=self.num_workers,
+                      pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+                      collate_fn=self.collate_fn, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
+        """Resumable mid-epoch (``data.batching.ResumableDataLoader``). Its own generator seeds
+        the worker processes, so starting a pass draws nothing from torch's global one."""
         sampler = self.train_sampler(self._require(self.train_set))
+        common = {"generator": torch.Generator().manual_seed(self.seed)}
         if isinstance(sampler, BatchSampler):
-            return self._loader(self.train_set, batch_sampler=sampler)
-        return self._loader(self.train_set, batch_size=self.batch_size, sampler=sampler)
+            return self._loader(self.train_set, ResumableDataLoader, batch_sampler=sampler,
+                                **common)
+        return self._loader(self.train_set, ResumableDataLoader, batch_size=self.batch_size,
+                            sampler=sampler, **common)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, batch_size=self.eval_batch_size)

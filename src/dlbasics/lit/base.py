@@ -145,6 +145,14 @@ class LitModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_train_start(self) -> None:
+        # A resumed run's loader position: Lightning reads the loaders to count the steps the
+        # scheduler needs before it restores its loops, and then skips restoring the loaders.
+        fit_loop = self.trainer.fit_loop
+        if fit_loop.restarting and fit_loop._combined_loader_states_to_load:
+            fit_loop._load_combined_loader_states()
+        self._stretch_schedule()
+
+    def _stretch_schedule(self) -> None:
         """A run resumed with another budget (e.g. a larger ``trainer.max_epochs``) stretches
         its schedule to the new length: one-cycle's phases scale with it, cosine's period becomes
         the new length, and the learning rate follows the new curve from the current step."""
