@@ -61,7 +61,8 @@ RANGES: dict[str, Rule] = {
     "samples_per_epoch": _ints(1), "block_size": _ints(1, nullable=True),
     "bucket_pool": _ints(1), "every_n_train_steps": _ints(0, nullable=True),
     # data
-    "val_fraction": FRACTION, "test_fraction": FRACTION, "min_freq": _ints(1),
+    "val_fraction": FRACTION, "test_fraction": FRACTION, "folds": _ints(2, nullable=True),
+    "fold": _ints(0), "min_freq": _ints(1),
     "max_size": _ints(2, nullable=True), "max_length": _ints(1, nullable=True),
     "n_train": _ints(1), "n_val": _ints(1), "n_test": _ints(1), "max_len": _ints(1, nullable=True),
     "crop_padding": _ints(0), "rotation": NON_NEGATIVE,

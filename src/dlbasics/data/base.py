@@ -22,7 +22,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from dlbasics.data.batching import EpochRandomSampler, ResumableDataLoader
 from dlbasics.data.vocab import Vocab
-from dlbasics.errors import DamagedDataError
+from dlbasics.data.splits import validation_split
+from dlbasics.errors import DamagedDataError, UserError
 from dlbasics.spec import DataSpec, InputKind, Task
 
 
@@ -77,6 +78,7 @@ class DataModule(L.LightningDataModule):
         batch_size: training batch size; ``eval_batch_size`` for val/test (default: the same).
         num_workers, pin_memory: passed to every ``DataLoader``.
         val_fraction: share of the non-test examples held out for validation (seeded by ``seed``).
+        folds, fold: k-fold cross-validation instead: validate on fold ``fold`` of ``folds``.
         seed: the run's seed: validation split and batch order.
     """
 
@@ -91,9 +93,12 @@ class DataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         val_fraction: float = 0.1,
+        folds: int | None = None,
+        fold: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        self.folds, self.fold = folds, fold
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -123,6 +128,14 @@ class DataModule(L.LightningDataModule):
     @property
     def spec(self) -> DataSpec:
         return DataSpec(task=self.task, input_kind=self.input_kind, **self.describe())
+
+    def split_train_val(self, n: int, labels: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Indices ``(train, val)`` of the ``n`` non-test examples (``data.splits``)."""
+        try:
+            return validation_split(n, self.val_fraction, self.seed, labels, self.fold, self.folds)
+        except ValueError as err:
+            raise UserError(str(err)) from None
 
     def require_vocab(self, name: str = "tokens") -> Vocab:
         if name not in self.vocabs:

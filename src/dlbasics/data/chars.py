@@ -113,6 +113,9 @@ class CharCorpus(DataModule):
             download: fetch Tiny Shakespeare into ``data_dir`` when it is not there.
         """
         super().__init__(val_fraction=val_fraction, **kwargs)
+        if self.folds:
+            raise UserError("data.folds: a character corpus is split contiguously (train, then "
+                            "val, then test), not into folds: set data.folds=null")
         if corpus not in CORPORA:
             raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
         if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):

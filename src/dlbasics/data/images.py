@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from dlbasics.data.base import DataModule, cached_arrays, damaged
-from dlbasics.data.splits import fixed_test_split, validation_split
+from dlbasics.data.splits import fixed_test_split
 from dlbasics.errors import MissingDataError
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -82,7 +82,7 @@ class ImageDataModule(DataModule):
 
     def build_datasets(self) -> tuple[ImageTensorDataset, ...]:
         train_x, train_y, test_x, test_y = self.load()
-        keep, val = validation_split(len(train_y), self.val_fraction, self.seed, train_y.numpy())
+        keep, val = self.split_train_val(len(train_y), train_y.numpy())
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
         return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.transforms(True)),
                 ImageTensorDataset(train_x[val_t], train_y[val_t], self.transforms(False)),

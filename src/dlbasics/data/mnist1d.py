@@ -21,7 +21,6 @@ import torch
 from torch.utils.data import TensorDataset
 
 from dlbasics.data.base import DataModule, cached_arrays
-from dlbasics.data.splits import validation_split
 
 log = logging.getLogger("dlbasics")
 CLASS_NAMES = tuple(str(i) for i in range(10))
@@ -84,7 +83,7 @@ class MNIST1D(DataModule):
         data = self.load()
         x = torch.from_numpy(data["x"]).unsqueeze(1)  # (N, 1, 40): one channel, 40 steps
         y = torch.from_numpy(data["y"])
-        keep, val = validation_split(len(y), self.val_fraction, self.seed, data["y"])
+        keep, val = self.split_train_val(len(y), data["y"])
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
         return (TensorDataset(x[keep_t], y[keep_t]), TensorDataset(x[val_t], y[val_t]),
                 TensorDataset(torch.from_numpy(data["x_test"]).unsqueeze(1),

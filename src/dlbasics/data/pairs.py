@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from dlbasics.data.base import DataModule, read_text
 from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
-from dlbasics.data.splits import fixed_test_split, validation_split
+from dlbasics.data.splits import fixed_test_split
 from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize, sentence_tokens
 from dlbasics.errors import MissingDataError, UserError
 
@@ -177,6 +177,9 @@ class NumberWords(PairDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if self.folds:
+            raise UserError("data.folds: number words draw their validation numbers "
+                            "(data.n_val), not folds: set data.folds=null")
         lo, hi = (int(v) for v in test_range)
         if not 0 <= lo < hi <= max_number:
             raise UserError(f"data.test_range must satisfy 0 <= lo < hi <= max_number "
@@ -320,7 +323,7 @@ class TabPairs(PairDataModule):
         split, so a test sentence is never seen in training with another translation."""
         sources = sorted({tuple(s) for s, _ in pairs})
         rest, test = fixed_test_split(len(sources), self.test_fraction)
-        train, val = validation_split(len(rest), self.val_fraction, self.seed)
+        train, val = self.split_train_val(len(rest))
         split_of = {sources[i]: "test" for i in test}
         split_of.update({sources[i]: "val" for i in rest[val]})
         split_of.update({sources[i]: "train" for i in rest[train]})

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from dlbasics.data.base import DataModule
-from dlbasics.data.splits import fixed_test_split, validation_split
+from dlbasics.data.splits import fixed_test_split
 
 
 class Diabetes(DataModule):
@@ -31,7 +31,7 @@ class Diabetes(DataModule):
         x, y = load_diabetes(return_X_y=True, scaled=False)
         x, y = x.astype(np.float32), y.astype(np.float32).reshape(-1, 1)
         rest, test = fixed_test_split(len(y), self.test_fraction)
-        train, val = validation_split(len(rest), self.val_fraction, self.seed)
+        train, val = self.split_train_val(len(rest))
         train, val = rest[train], rest[val]
         self.stats = {"x_mean": x[train].mean(0), "x_std": x[train].std(0),
                       "y_mean": y[train].mean(0), "y_std": y[train].std(0)}

@@ -16,7 +16,6 @@ from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from dlbasics.data.base import DataModule
 from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
-from dlbasics.data.splits import validation_split
 from dlbasics.data.vocab import TOKENIZERS, Vocab
 from dlbasics.errors import UserError
 
@@ -76,7 +75,7 @@ class TextClassification(DataModule):
         if self._splits is None:
             data = self.read()
             texts, labels = data["train"]
-            keep, val = validation_split(len(labels), self.val_fraction, self.seed, labels)
+            keep, val = self.split_train_val(len(labels), labels)
             self._splits = {"train": ([texts[i] for i in keep], labels[keep]),
                             "val": ([texts[i] for i in val], labels[val]),
                             "test": data["test"]}
