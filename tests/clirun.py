@@ -39,7 +39,7 @@ def call(module: str, *args: str) -> tuple[int, str, str]:
     sys.argv = [module, *args]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
+            main()  # Hydra mains read sys.argv; argparse ones (aggregate) too
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:

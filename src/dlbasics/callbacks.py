@@ -4,6 +4,7 @@ depend on the position in training only (exact resume), and what to do after Ctr
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,56 @@ class FiniteGuard(L.Callback):
                if k.startswith("val/") and not math.isfinite(float(v))}
         if bad:
             self._stop(trainer, f"validation gave {bad}")
+
+
+class MedianPruner(L.Callback):
+    """Stop a trial of a search when, after ``warmup_epochs`` validations, the best ``monitor``
+    so far is worse than the median of the earlier trials' best at the same epoch (the median
+    stopping rule of Optuna's MedianPruner and Google Vizier), read from the CSV logs of the other
+    jobs in the sweep folder: hopeless trials end early and free the machine."""
+
+    def __init__(self, monitor: str = "val/loss", mode: str = "min", warmup_epochs: int = 2,
+                 min_trials: int = 3) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.warmup_epochs, self.min_trials = warmup_epochs, min_trials
+        self.best: float | None = None
+        self.stop_reason: str | None = None
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+    def _others(self, run_dir: Path, epoch: int) -> list[float]:
+        import csv
+
+        bests = []
+        for path in run_dir.parent.glob("*/csv/metrics.csv"):
+            if path.parents[1] == run_dir:
+                continue
+            with open(path, newline="") as f:
+                values = [float(r[self.monitor]) for r in csv.DictReader(f)
+                          if r.get(self.monitor) and int(float(r.get("epoch") or -1)) <= epoch]
+            if values:
+                bests.append(min(values) if self.mode == "min" else max(values))
+        return bests
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        value = float(value)
+        if self.best is None or self._better(value, self.best):
+            self.best = value
+        epoch = trainer.current_epoch
+        if epoch + 1 < self.warmup_epochs:
+            return
+        others = self._others(Path(trainer.default_root_dir), epoch)
+        if len(others) >= self.min_trials:
+            median = statistics.median(others)
+            if self._better(median, self.best):
+                trainer.should_stop = True
+                self.stop_reason = (f"pruned at epoch {epoch}: best {self.monitor} {self.best:.4g} "
+                                    f"is worse than the median {median:.4g} of {len(others)} "
+                                    f"earlier trials at that epoch")
 
 
 class SeededSteps(L.Callback):

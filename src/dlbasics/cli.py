@@ -5,7 +5,7 @@ mistake a user can make ends with one ``error: ...`` line on stderr and exit cod
 a ``UserError`` raised by dlbasics, a bad override caught at instantiation, and Hydra's own
 composition errors (unknown choice, bad key, run folder that cannot be created). In a multirun a
 failing job does not end the sweep: its error goes to ``error.txt`` (and ``traceback.txt``) in
-its folder, the sweeper gets NaN, and ``FailedJobs`` lists the failures at the end (exit 1).
+its folder, the sweeper gets NaN, and ``SweepReport`` lists the failures at the end (exit 1).
 """
 
 from __future__ import annotations
@@ -170,11 +170,19 @@ def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]]
     return wrap
 
 
-class FailedJobs(Callback):
-    """At the end of a multirun: the jobs that failed, each with its error, and exit code 1."""
+class SweepReport(Callback):
+    """At the end of a multirun: the job table and the aggregate over seeds/folds in the sweep
+    folder (``dlbasics.aggregate``), then the jobs that failed, each with its error (exit 1)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # e.g. for a study's db
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from dlbasics.aggregate import aggregate
+
         sweep = Path(config.hydra.sweep.dir)
+        with contextlib.suppress(UserError):  # no finished job folder: nothing to tabulate
+            aggregate(sweep)
         failed = sorted(sweep.glob("*/error.txt"), key=lambda p: p.parent.name)
         if not failed:
             return

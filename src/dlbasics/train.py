@@ -84,15 +84,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - start
     metrics: dict[str, Any] = to_float_dict(trainer.callback_metrics)
     stopper = trainer.early_stopping_callback
-    status = "finished"
+    status = next((c.stop_reason for c in trainer.callbacks if getattr(c, "stop_reason", None)),
+                  "finished")
     if stopper is not None and stopper.stopped_epoch:
         status = (f"stopped early at epoch {stopper.stopped_epoch}: {stopper.monitor} did not "
                   f"improve for {stopper.patience} validations")
 
-    if cfg.get("test"):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint(trainer, output_dir),
-                     weights_only=True)
-        metrics.update(to_float_dict(trainer.callback_metrics))
+    if cfg.get("test"):  # val and test figures of one and the same checkpoint: the best
+        best = best_checkpoint(trainer, output_dir)
+        for stage in (trainer.validate, trainer.test):
+            stage(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+            metrics.update(to_float_dict(trainer.callback_metrics))
 
     metrics.update(fit_seconds=round(fit_seconds, 2), epochs=trainer.current_epoch,
                    global_step=trainer.global_step, world_size=trainer.world_size, status=status)
