@@ -56,14 +56,13 @@ def user_message(err: BaseException) -> str | None:
     """The one-line message of a mistake the user can fix, or None for anything else (a bug)."""
     if isinstance(err, UserError):
         return str(err)
-    if isinstance(err, InstantiationException):
+    if isinstance(err, InstantiationException):  # a class named by the config refused its values
         cause = err.__cause__ or err
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         if isinstance(cause, UserError):
             return first
-        if isinstance(cause, TypeError | ValueError | ImportError):
-            return (f"{first}. Check the overrides you gave (e.g. `model.hidden=128`), "
-                    f"or print the composed config with `--cfg job`.")
+        return (f"{first}. Check the overrides you gave (e.g. `model.hidden=128`), print the "
+                f"composed config with `--cfg job`, or see the traceback with HYDRA_FULL_ERROR=1.")
     return None
 
 
@@ -196,6 +195,21 @@ class SweepReport(Callback):
         lines.append(f"tracebacks: {sweep}/<job>/traceback.txt")
         print("\n".join(lines), file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def print_config_tree(cfg: DictConfig, first: tuple[str, ...] = ("data", "model", "optimizer",
+                                                                   "scheduler", "trainer")) -> None:
+    """The composed config as a tree (rich), its main groups first."""
+    from rich import print as rprint
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    for key in [*[k for k in first if k in cfg], *[k for k in cfg if k not in first]]:
+        value = cfg[key]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        tree.add(str(key)).add(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    rprint(tree)
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

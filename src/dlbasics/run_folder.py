@@ -147,6 +147,7 @@ def write_record(run_dir: Path, cfg: DictConfig, spec: DataSpec, trainer: Any) -
     record = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "seed": cfg.seed,
+        "tags": list(cfg.get("tags") or []),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,

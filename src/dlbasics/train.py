@@ -16,11 +16,12 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.build import build_datamodule, build_module, build_trainer, check_pair, finetune_from
 from dlbasics.checkpoint import KEY, read_checkpoint
-from dlbasics.cli import entry_point, to_float_dict, write_json
+from dlbasics.cli import entry_point, print_config_tree, to_float_dict, write_json
 from dlbasics.errors import NonFiniteError
 from dlbasics.lit import LIT_MODULES
 from dlbasics.run_folder import (
@@ -52,6 +53,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg.choices = (saved_choices(Path(cfg.resume)) if cfg.get("resume")
                            else dict(HydraConfig.get().runtime.choices))
     validate_config(cfg, module_hints())
+    if cfg.get("print_config") and rank_zero_only.rank == 0:
+        print_config_tree(cfg)
     check_pair(cfg)
     resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if resume:
@@ -71,6 +74,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
         write_record(output_dir, cfg, datamodule.spec, trainer)
+    for logger in trainer.loggers:  # the whole resolved config, tags included
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
@@ -96,6 +101,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             stage(module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
             metrics.update(to_float_dict(trainer.callback_metrics))
 
+    if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
+        import wandb
+
+        wandb.finish()  # a W&B run per training run, also for jobs of one multirun process
     metrics.update(fit_seconds=round(fit_seconds, 2), epochs=trainer.current_epoch,
                    global_step=trainer.global_step, world_size=trainer.world_size, status=status)
     if trainer.is_global_zero:
