@@ -76,9 +76,9 @@ def summarise(jobs: list[Job]) -> list[dict[str, Any]]:
             continue
         row["n"] += 1
         for key, value in job.metrics.items():
-            if key.startswith(REPORTED) or key == "fit_seconds":
-                if isinstance(value, int | float) and math.isfinite(value):
-                    row["_values"].setdefault(key, []).append(float(value))
+            reported = key.startswith(REPORTED) or key == "fit_seconds"
+            if reported and isinstance(value, int | float) and math.isfinite(value):
+                row["_values"].setdefault(key, []).append(float(value))
     for row in rows.values():
         for key, values in sorted(row.pop("_values").items()):
             row[key] = {"mean": statistics.fmean(values),
