@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-all lint format bench clean
+.PHONY: install train test test-all lint format bench results clean
 
 # Reinstall only when pyproject.toml changes (idempotent and quick otherwise).
 $(STAMP): pyproject.toml
@@ -34,6 +34,9 @@ format: install
 
 bench: install
 	$(PY) scripts/bench_overhead.py
+
+results: install  ## every README number: experiments x 3 seeds (incremental); RESULTS=, FORCE=1, DEVICE=gpu
+	$(PY) scripts/results.py $(if $(RESULTS),--only $(RESULTS)) $(if $(FORCE),--force) $(if $(DEVICE),--device $(DEVICE))
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

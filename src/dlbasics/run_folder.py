@@ -138,7 +138,8 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def write_record(run_dir: Path, cfg: DictConfig, spec: DataSpec, trainer: Any) -> Path:
+def write_record(run_dir: Path, cfg: DictConfig, spec: DataSpec, trainer: Any,
+                 sizes: dict[str, int]) -> Path:
     """``run.json``: what a reader needs to reproduce the run."""
     import hydra
     import lightning
@@ -159,6 +160,7 @@ def write_record(run_dir: Path, cfg: DictConfig, spec: DataSpec, trainer: Any) -
                      "cuda": [torch.cuda.get_device_name(i)
                               for i in range(torch.cuda.device_count())]},
         "spec": {k: v for k, v in spec.to_dict().items() if k not in ("vocab", "tgt_vocab")},
+        "sizes": sizes,  # examples per split (windows for a character corpus)
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     path = run_dir / "run.json"

@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     output_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
-        write_record(output_dir, cfg, datamodule.spec, trainer)
+        sizes = {s: len(getattr(datamodule, f"{s}_set")) for s in ("train", "val", "test")}
+        write_record(output_dir, cfg, datamodule.spec, trainer, sizes)
     for logger in trainer.loggers:  # the whole resolved config, tags included
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     start = time.perf_counter()
@@ -106,7 +107,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         wandb.finish()  # a W&B run per training run, also for jobs of one multirun process
     metrics.update(fit_seconds=round(fit_seconds, 2), epochs=trainer.current_epoch,
-                   global_step=trainer.global_step, world_size=trainer.world_size, status=status)
+                   global_step=trainer.global_step, world_size=trainer.world_size, status=status,
+                   parameters=sum(p.numel() for p in module.net.parameters()))
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
