@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 from dlbasics.configs import PROJECT_ROOT, choices
 
 spec = importlib.util.spec_from_file_location("results", PROJECT_ROOT / "scripts" / "results.py")
 results = importlib.util.module_from_spec(spec)
+sys.modules["results"] = results  # dataclasses look their module up
 spec.loader.exec_module(results)
 
 
