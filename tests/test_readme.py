@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,18 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
                             "logger=none", f"hydra.run.dir={root / kind}", *FAST)
         assert code == 0, err[-2000:]
         out[kind] = root / kind / "checkpoints" / "last.ckpt"
+    code, _, err = call("dlbasics.train", "-m", "model=mlp", "data=digits", "seed=1,2",
+                        "trainer.fast_dev_run=true", "logger=none", *FAST,
+                        f"hydra.sweep.dir={root / 'sweep'}")
+    assert code == 0, err[-2000:]
+    out["multirun"] = root / "sweep"
     return out
 
 
 def expected_failure(args: list[str]) -> str | None:
     """The error a command must end with on this machine, or None when it must succeed."""
+    if "hydra/launcher=slurm" in args and shutil.which("sbatch") is None:
+        return "SLURM launcher could not submit"
     if not torch.cuda.is_available() and ("trainer=gpu" in args or (
             "trainer=ddp" in args and "trainer.accelerator=cpu" not in args)):
         return "GPU"
@@ -68,13 +76,21 @@ def test_readme_command(command, checkpoints, tmp_path, monkeypatch):
     kind = {"dlbasics.generate": "language_model", "dlbasics.translate": "seq2seq"}.get(
         module, "classification")
     args = [re.sub(r"outputs/\S*<run>\S*", str(checkpoints[kind]), a) for a in args]
+    args = [f"resume={checkpoints[kind].parents[1]}" if a.startswith("resume=") else a
+            for a in args]
+    args = [str(checkpoints["multirun"]) if "<date>" in a else a for a in args]
     monkeypatch.setenv("DLBASICS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DLBASICS_LOG_DIR", str(tmp_path / "logs"))
     if module == "dlbasics.train" and "--cfg" not in args:
-        args += ["trainer.fast_dev_run=true", "logger=none"]
+        args += ["trainer.fast_dev_run=true"]
+        if not any(a.startswith("resume=") for a in args):
+            args += ["logger=none"]
+        if any(a.startswith("hparams_search=") for a in args):
+            args += ["hydra.sweeper.n_trials=2"]
     elif module == "dlbasics.eval":
         args += ["trainer.limit_test_batches=2"]
-    args += FAST[3:] if module != "dlbasics.train" else FAST
+    if module != "dlbasics.aggregate":
+        args += FAST[3:] if module != "dlbasics.train" else FAST
     failure = expected_failure(args)
     if "trainer=ddp" in args and failure is None:  # DDP starts the script again: a real process
         proc = run(module, *args, log_dir=tmp_path / "logs", check=False)

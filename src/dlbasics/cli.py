@@ -112,19 +112,25 @@ def _hydra_errors_in_one_line(run_and_report: Callable[[Any], Any]) -> Callable[
                     raise
                 fail(_one_line(err) + " (print the composed config with --cfg job)")
             except OSError as err:  # the run folder could not be created
-                if err.filename is None or _raised_in_dlbasics(err):
+                if err.filename is None or _raised_in(err, "/dlbasics/"):
                     raise
                 fail(f"could not create {err.filename} ({err.strerror}): set DLBASICS_LOG_DIR "
                      f"or hydra.run.dir to a folder you can write to")
+            except RuntimeError as err:  # a cluster launcher that cannot submit from here
+                if not _raised_in(err, "/submitit/"):
+                    raise
+                fail(f"the SLURM launcher could not submit ({str(err).splitlines()[0]}): run "
+                     f"from a SLURM login node, or use hydra/launcher=local on this machine")
         return run_and_report(guarded)
 
     return report
 
 
-def _raised_in_dlbasics(err: BaseException) -> bool:
+def _raised_in(err: BaseException, package: str) -> bool:
+    """Whether a frame of ``package`` (a path part such as ``/submitit/``) raised ``err``."""
     tb = err.__traceback__
     while tb is not None:
-        if "/dlbasics/" in tb.tb_frame.f_code.co_filename and tb.tb_frame.f_code.co_name != "guarded":
+        if package in tb.tb_frame.f_code.co_filename and tb.tb_frame.f_code.co_name != "guarded":
             return True
         tb = tb.tb_next
     return False
