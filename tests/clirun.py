@@ -45,3 +45,24 @@ def call(module: str, *args: str) -> tuple[int, str, str]:
     finally:
         sys.argv = old
     return code, out.getvalue(), err.getvalue()
+
+
+def run_here(module: str, *args: str, log_dir: Path, cwd: Path | None = None,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """``run`` without starting an interpreter: the same entry point, arguments, log folder
+    and working folder, in this process."""
+    saved = os.environ.get("DLBASICS_LOG_DIR"), os.getcwd()
+    os.environ["DLBASICS_LOG_DIR"] = str(log_dir)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        code, out, err = call(module, *args)
+    finally:
+        os.chdir(saved[1])
+        if saved[0] is None:
+            os.environ.pop("DLBASICS_LOG_DIR")
+        else:
+            os.environ["DLBASICS_LOG_DIR"] = saved[0]
+    if check and code != 0:
+        raise AssertionError(f"exit {code}\n{out[-3000:]}\n{err[-3000:]}")
+    return subprocess.CompletedProcess([module, *args], code, out, err)

@@ -1,5 +1,7 @@
-"""The real CLIs end to end through subprocess: train with overrides, multirun, resume, eval, and
-each error a user can cause (one clear line, non-zero exit, no traceback)."""
+"""The real CLIs end to end: train with overrides, multirun, resume, eval, a sweep that survives
+a diverging job, Ctrl-C, and mistakes through a real process (one clear line, exit 2, no
+traceback). Most run the entry points in this process (``run_here``); those that need a process
+of their own (signals, start-up) start one (``run``)."""
 
 from __future__ import annotations
 
@@ -15,15 +17,15 @@ import time
 import pytest
 import torch
 
-from tests.clirun import FAST, metrics_files, run
+from tests.clirun import FAST, metrics_files, run, run_here
 
 
 def test_train_then_resume_then_eval(tmp_path):
     logs = tmp_path / "logs"
     # from another working directory, with overrides of several groups
-    run("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
-        "trainer.max_epochs=4", "optimizer.lr=0.1", "model.hidden=64", "module.l1=1e-5", *FAST, log_dir=logs,
-        cwd=tmp_path)
+    run_here("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
+             "trainer.max_epochs=4", "optimizer.lr=0.1", "model.hidden=64", "module.l1=1e-5", *FAST,
+             log_dir=logs, cwd=tmp_path)
     (first,) = metrics_files(logs)
     m = json.loads(first.read_text())
     assert m["epochs"] == 4 and m["test/acc"] > 0.8  # 10 classes: chance is 0.1
@@ -33,9 +35,9 @@ def test_train_then_resume_then_eval(tmp_path):
     assert last.is_file()
 
     # resume: continues from epoch 4 to 5 instead of starting over
-    run("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
-        "trainer.max_epochs=5", "optimizer.lr=0.1", "model.hidden=64",
-        f"ckpt_path={last}", *FAST, log_dir=logs)
+    run_here("dlbasics.train", "model=mlp", "data=digits", "optimizer=momentum", "scheduler=cosine",
+             "trainer.max_epochs=5", "optimizer.lr=0.1", "model.hidden=64",
+             f"ckpt_path={last}", *FAST, log_dir=logs)
     resumed = json.loads(next(p for p in metrics_files(logs) if p != first).read_text())
     assert resumed["epochs"] == 5
     assert resumed["global_step"] == m["global_step"] * 5 // 4
@@ -63,7 +65,7 @@ def test_regression_reports_mse_and_r2(make_cfg):
 
 
 def test_multirun_sweep_gives_one_folder_per_job(tmp_path):
-    run("dlbasics.train", "-m", "model=mlp,lenet", "data=digits", "trainer.max_epochs=1",
+    run_here("dlbasics.train", "-m", "model=mlp,lenet", "data=digits", "trainer.max_epochs=1",
         *FAST, log_dir=tmp_path)
     files = metrics_files(tmp_path)
     assert len(files) == 2
@@ -77,13 +79,11 @@ def test_multirun_sweep_gives_one_folder_per_job(tmp_path):
     ("args", "expected"),
     [
         (["model=nosuchmodel"], r"Could not find 'model/nosuchmodel'.*cnn"),
-        (["model=mlp", "data=diabetes", "optimizer=sgd", "optimizer.lr=1e9", "scheduler=none"],
-         r"error: the training loss became (nan|inf) .* Lower the learning rate"),
     ],
-    ids=["unknown-model", "nan-loss"],
+    ids=["unknown-model"],
 )
 def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
-    """Two mistakes through a real process (the full table: tests/test_user_errors.py)."""
+    """A mistake through a real process (the full table: tests/test_user_errors.py)."""
     proc = run("dlbasics.train", *args, "trainer.max_epochs=1", *FAST, log_dir=tmp_path / "logs",
                check=False)
     assert proc.returncode == 2
@@ -92,9 +92,9 @@ def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
 
 
 def test_a_diverging_job_does_not_end_the_sweep(tmp_path):
-    proc = run("dlbasics.train", "-m", "model=mlp", "data=diabetes", "optimizer=sgd",
-               "scheduler=none", "trainer.max_epochs=2", "optimizer.lr=0.01,1e9,0.1", "logger=none",
-               *FAST, log_dir=tmp_path, check=False)
+    proc = run_here("dlbasics.train", "-m", "model=mlp", "data=diabetes", "optimizer=sgd",
+                    "scheduler=none", "trainer.max_epochs=2", "optimizer.lr=0.01,1e9,0.1",
+                    "logger=none", *FAST, log_dir=tmp_path, check=False)
     assert proc.returncode == 1
     finished = {f.parent.name: json.loads(f.read_text()) for f in metrics_files(tmp_path)}
     assert finished["0"]["status"] == finished["2"]["status"] == "finished"

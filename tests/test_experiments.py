@@ -7,12 +7,13 @@ import json
 import math
 
 from dlbasics.configs import choices
-from tests.clirun import FAST, metrics_files, run
+from tests.clirun import FAST, metrics_files, run_here
 
 
 def test_every_experiment_runs_in_one_multirun(tmp_path):
-    proc = run("dlbasics.train", "-m", "experiment=glob(*)", "trainer.fast_dev_run=true",
-               "logger=none", *FAST, log_dir=tmp_path)
+    proc = run_here("dlbasics.train", "-m", "experiment=glob(*)", "trainer.fast_dev_run=true",
+                    "logger=none", "print_config=false", "data.eval_batch_size=16", *FAST,
+                    log_dir=tmp_path)
     files = metrics_files(tmp_path)
     ran = {}
     for f in files:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dlbasics.configs import PROJECT_ROOT
-from tests.clirun import FAST, call, run
+from tests.clirun import FAST, call, run, run_here
 
 # a CNN with dropout on augmented digits: data order, augmentation and dropout all draw random
 # numbers; 21 steps per epoch, a step checkpoint every 5 steps
@@ -39,7 +39,7 @@ def outcome(folder) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("resume") / "whole"
-    train_in(folder)
+    run_here("dlbasics.train", *RECIPE, f"hydra.run.dir={folder}", log_dir=folder.parent)
     return outcome(folder)
 
 
@@ -49,8 +49,7 @@ def kill_and_resume(folder, step: int, where: str) -> None:
                       check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (folder / "metrics.json").exists()
-    run("dlbasics.train", f"resume={folder}", "~callbacks.kill", log_dir=folder.parent,
-        cwd=PROJECT_ROOT)
+    run_here("dlbasics.train", f"resume={folder}", "~callbacks.kill", log_dir=folder.parent)
 
 
 def assert_same(resumed: tuple[dict, dict], whole: tuple[dict, dict]) -> None:
