@@ -125,6 +125,18 @@ class LitModule(L.LightningModule):
         return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
 
     def configure_optimizers(self) -> Any:
+        optimizer, scheduler = self.build_optimizer(self._schedule_length(self.scheduler_interval))
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def build_optimizer(self, total: int) -> tuple[torch.optim.Optimizer,
+                                                   torch.optim.lr_scheduler.LRScheduler | None]:
+        """The optimizer (weight decay on weight matrices only) and the scheduler, whose
+        ``total_steps`` / ``T_max`` is ``total`` (steps or epochs, per ``scheduler_interval``)
+        unless the config gives it. The one construction the Trainer and the plain-PyTorch
+        reference loop (``dlbasics.plain``) both use."""
         decay = self._decayed_params()
         decay_ids = {id(p) for p in decay}
         no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
@@ -135,14 +147,11 @@ class LitModule(L.LightningModule):
         optimizer = self.optimizer_factory(groups)
         factory = self.scheduler_factory
         if factory is None:
-            return optimizer
-        interval = self.scheduler_interval
-        total = self._schedule_length(interval)
+            return optimizer, None
         params = inspect.signature(getattr(factory, "func", factory)).parameters
         given = getattr(factory, "keywords", {})
         extra = {k: total for k in ("total_steps", "T_max") if k in params and k not in given}
-        scheduler = factory(optimizer, **extra)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return optimizer, factory(optimizer, **extra)
 
     def on_train_start(self) -> None:
         # A resumed run's loader position: Lightning reads the loaders to count the steps the
