@@ -63,7 +63,7 @@ def run_nanogpt(root: Path, seed: int) -> dict[str, Any]:
     (start-up, data, 2,000 iterations and its 9 evaluations of 2 x 20 batches) and its last
     printed val loss."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "train.py", *NANOGPT_CPU, f"--out_dir=out-speedrun"],
+    proc = subprocess.run([sys.executable, "train.py", *NANOGPT_CPU, "--out_dir=out-speedrun"],
                           cwd=root, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
     evals = re.findall(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)", proc.stdout)

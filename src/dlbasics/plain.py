@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from torch.nn import functional as F
 
 from dlbasics.build import build_datamodule, build_module
-from dlbasics.callbacks import reached, step_seed
+from dlbasics.callbacks import reached, seed_generators, step_seed
 from dlbasics.errors import UserError
 from dlbasics.lit import LitModule
 
@@ -79,7 +79,9 @@ def evaluate(module: LitModule, loader: Any, autocast: Any) -> dict[str, float]:
     net, task = module.net, module.spec.task
     net.eval()
     total, count, correct = 0.0, 0, 0
+    device = next(net.parameters()).device
     for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast():
             loss, out = loss_of(module, x, y)
         n = int((y != module.spec.pad_index).sum()) if task == "language_model" else len(y)
@@ -119,11 +121,22 @@ def validation_points(cfg: DictConfig) -> Callable[[int, bool], bool]:
     return lambda step, end, epoch: end and (epoch + 1) % every == 0
 
 
-def batches(loader: Any, seed: int, first: int) -> Iterator[tuple[int, Any]]:
+def run_device(cfg: DictConfig) -> torch.device:
+    """The device the Trainer would pick for ``trainer.accelerator`` (one device)."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if accelerator in ("gpu", "cuda"):
+        raise UserError("trainer.accelerator asks for a GPU and none is available")
+    return torch.device("cpu")
+
+
+def batches(loader: Any, seed: int, first: int, device: torch.device
+            ) -> Iterator[tuple[int, Any]]:
     """The loader's batches, torch seeded before each one is read (as ``SeededSteps`` does)."""
     it, number = iter(loader), first
     while True:
-        torch.manual_seed(step_seed(seed, 0, number))
+        seed_generators(step_seed(seed, 0, number), device)
         try:
             batch = next(it)
         except StopIteration:
@@ -144,16 +157,18 @@ def fit(cfg: DictConfig, target: Target | None = None, test: bool = True,
     module = build_module(cfg, datamodule.spec)
     loader = datamodule.train_dataloader()
     epochs, total = schedule(cfg, len(loader))
-    interval = module.scheduler_interval
-    optimizer, scheduler = module.build_optimizer(total if interval == "step" else epochs)
     clip = cfg.trainer.get("gradient_clip_val")
     precision = str(cfg.trainer.get("precision"))
     if precision not in ("32-true", "32", "bf16-mixed"):
         raise UserError(f"the plain loop runs trainer.precision=32-true or bf16-mixed, "
                         f"not {precision}")
+    device = run_device(cfg)
+    module.to(device)
     autocast: Callable[[], Any] = (
-        (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16-mixed"
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16-mixed"
         else contextlib.nullcontext)
+    interval = module.scheduler_interval
+    optimizer, scheduler = module.build_optimizer(total if interval == "step" else epochs)
     validate_now = validation_points(cfg)
     val_loader = datamodule.val_dataloader()
     run, step, net = PlainRun(), 0, module.net
@@ -161,9 +176,10 @@ def fit(cfg: DictConfig, target: Target | None = None, test: bool = True,
     start = time.perf_counter()
     for epoch in range(epochs):
         n_batches = len(loader)
-        for i, (number, (x, y)) in enumerate(batches(loader, cfg.seed, step)):
+        for i, (number, (x, y)) in enumerate(batches(loader, cfg.seed, step, device)):
             if on_batch is not None:
                 on_batch(number, (x, y))
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with autocast():
                 loss, _ = loss_of(module, x, y)
             optimizer.zero_grad(set_to_none=True)

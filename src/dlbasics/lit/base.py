@@ -104,9 +104,15 @@ class LitModule(L.LightningModule):
         if pred is not None:  # None: nothing to score (seq2seq training)
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(pred, target)
-            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not on_step,
-                          batch_size=int(n))
+            if not on_step:  # training metrics are logged once, at the end of the epoch
+                self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Logging a metric object at every step costs Lightning more than the step of a small
+        # model; logged here, it is computed over the epoch's steps and reset, as before.
+        if any(m.update_called for m in self.train_metrics.values()):
+            self.log_dict(self.train_metrics, on_epoch=True)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
