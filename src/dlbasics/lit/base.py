@@ -130,6 +130,19 @@ class LitModule(L.LightningModule):
     def _decayed_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
 
+    def _hidden_matrices(self) -> list[nn.Parameter]:
+        """The 2-D weights of hidden layers: not embeddings, position tables or the head (nor a
+        weight tied to one of them)."""
+        from dlbasics.models.blocks import Positions
+
+        head = getattr(self.net, "head", None)
+        outer = {id(p) for m in self.modules() if isinstance(m, nn.Embedding | Positions)
+                 for p in m.parameters()}
+        if isinstance(head, nn.Module):
+            outer |= {id(p) for p in head.parameters()}
+        return [p for p in self.parameters()
+                if p.requires_grad and p.ndim == 2 and id(p) not in outer]
+
     def configure_optimizers(self) -> Any:
         optimizer, scheduler = self.build_optimizer(self._schedule_length(self.scheduler_interval))
         if scheduler is None:
@@ -147,7 +160,14 @@ class LitModule(L.LightningModule):
         decay_ids = {id(p) for p in decay}
         no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
         wd = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        groups = [{"params": decay, "weight_decay": wd}]
+        groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": wd}]
+        cls = getattr(self.optimizer_factory, "func", self.optimizer_factory)
+        if getattr(cls, "splits_hidden_matrices", False):  # e.g. Muon for hidden matrices only
+            hidden = {id(p) for p in self._hidden_matrices()}
+            groups = [{"params": [p for p in decay if id(p) in hidden], "weight_decay": wd,
+                       "muon": True},
+                      {"params": [p for p in decay if id(p) not in hidden], "weight_decay": wd}]
+            groups = [g for g in groups if g["params"]]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(groups)
