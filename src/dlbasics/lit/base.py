@@ -57,6 +57,7 @@ class LitModule(L.LightningModule):
         self.l1 = l1
         self.label_smoothing = label_smoothing
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+        self._loss_sums: torch.Tensor | None = None  # this epoch's (sum of loss x n, sum of n)
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -98,21 +99,59 @@ class LitModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         loss, pred, target, n = self.forward_batch(batch)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=int(n), sync_dist=not on_step)
+        training = stage == "train"
+        if training:
+            self._log_training_loss(loss, n)
+        else:
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=int(n),
+                     sync_dist=True)
         if pred is not None:  # None: nothing to score (seq2seq training)
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(pred, target)
-            if not on_step:  # training metrics are logged once, at the end of the epoch
+            if not training:
                 self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
         return loss
 
+    # Training: each self.log call costs Lightning about a millisecond (it copies its records),
+    # as much as a whole step of a small model. So the step loss is logged on the steps the
+    # logger writes (trainer.log_every_n_steps) as train/loss_step, the epoch mean (weighted
+    # by examples or tokens) is summed here and logged at the epoch's end as train/loss, with
+    # the training metrics (updated every step, computed over the epoch). Their running state
+    # goes into checkpoints, so a run resumed mid-epoch ends with the same epoch figures.
+    def _log_training_loss(self, loss: torch.Tensor, n: torch.Tensor) -> None:
+        weight = n.to(device=loss.device, dtype=loss.dtype)
+        if self._loss_sums is None:
+            self._loss_sums = torch.zeros(2, device=loss.device, dtype=loss.dtype)
+        self._loss_sums += torch.stack([loss.detach() * weight, weight])
+        trainer = self.trainer
+        if trainer.fast_dev_run or (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+
+    def on_train_epoch_start(self) -> None:
+        if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:  # not resumed
+            self._loss_sums = None                                               # mid-epoch
+
     def on_train_epoch_end(self) -> None:
-        # Logging a metric object at every step costs Lightning more than the step of a small
-        # model; logged here, it is computed over the epoch's steps and reset, as before.
+        if self._loss_sums is not None:
+            total, count = self._loss_sums
+            self.log("train/loss", total / count, on_epoch=True, prog_bar=True)
         if any(m.update_called for m in self.train_metrics.values()):
             self.log_dict(self.train_metrics, on_epoch=True)
+
+    def _epoch_state(self) -> dict[str, Any]:
+        metrics = {name: {"state": {k: getattr(m, k) for k in m._defaults},
+                          "updates": m._update_count}
+                   for name, m in self.train_metrics.items()}
+        return {"loss_sums": self._loss_sums, "metrics": metrics}
+
+    def _load_epoch_state(self, state: dict[str, Any]) -> None:
+        self._loss_sums = state["loss_sums"]
+        for name, saved in state["metrics"].items():
+            metric = self.train_metrics[name]
+            for k, v in saved["state"].items():
+                setattr(metric, k, v)
+            metric._update_count = saved["updates"]
+            metric._computed = None
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
@@ -212,3 +251,8 @@ class LitModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         data_state = datamodule.data_state() if hasattr(datamodule, "data_state") else {}
         checkpoint.update(run_payload(self.run_config, self.spec, data_state))
+        checkpoint["dlbasics_training_epoch"] = self._epoch_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "dlbasics_training_epoch" in checkpoint:
+            self._load_epoch_state(checkpoint["dlbasics_training_epoch"])
