@@ -105,13 +105,13 @@ def table(results: dict[str, Any]) -> str:
         target = (f"{run.monitor} >= {100 * run.target:.1f}%" if is_acc
                   else f"{run.monitor} <= {run.target}")
         test = (fmt(light.get("test"), 100, 1, "%") if is_acc
-                else fmt(light.get("test"), 1, 3))
-        n = (light.get("seconds") or {}).get("n", 0)
+                else f"test {fmt(light.get('test'), 1, 3)}; val+test "
+                     f"{fmt(light.get('whole_val_loss'), 1, 3)}")
+        ratio = f"{s['ratio']:.2f}x" if "ratio" in s else "-"
         rows.append(f"| {name}: {target} | `{' '.join(entry['recipe'])}` | "
-                    f"{fmt(light.get('seconds'))}, {n} seeds | "
+                    f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | "
                     f"{fmt(light.get('steps'), digits=0)} | {test} | "
-                    f"{fmt(ref.get('seconds'))} | "
-                    f"{s['ratio']:.2f}x |" if "ratio" in s else " - |")
+                    f"{fmt(ref.get('seconds'))} | {ratio} |")
     if results.get("nanogpt"):
         ng = results["nanogpt"]
         rows.append(f"\nnanoGPT's CPU recipe in the same invocation: {fmt(ng['seconds'])} s for "

@@ -51,11 +51,15 @@ class Speedrun:
                 f"callbacks.model_checkpoint.mode={self.mode}"]
 
 
-# The Tiny Shakespeare target is the loss nanoGPT's CPU recipe reaches on our validation split
-# (the first half of nanoGPT's val split): see the README, "Speedruns".
-NANOGPT_CPU_VAL = 1.886
+# The Tiny Shakespeare target: nanoGPT's CPU recipe (its seed; deterministic on the CPU) prints
+# val 1.8857 at step 2,000, a mean over 20 random batches of its val split. Its final model,
+# scored on every non-overlapping 64-character window: 1.8785 on our validation split (the first
+# half of nanoGPT's val split: the same windows), 1.9180 on our test split (the second half),
+# 1.8982 on both. "Reaching nanoGPT's loss" is val/loss <= 1.878 on our validation split.
+NANOGPT_CPU_LOSS = {"printed val": 1.8857, "our val": 1.8785, "our test": 1.9180,
+                    "val + test": 1.8982}
 SPEEDRUNS: dict[str, Speedrun] = {
-    "shakespeare": Speedrun(("experiment=shakespeare_speedrun",), "val/loss", 1.88, "min",
+    "shakespeare": Speedrun(("experiment=shakespeare_speedrun",), "val/loss", 1.878, "min",
                             "test/loss", "nanoGPT's CPU recipe's loss in half its 2,000-step time"),
     "mnist5k": Speedrun(("experiment=mnist5k_cnn",), "val/acc", 0.985, "max", "test/acc",
                         "98.5% in at most 60 s of fitting"),
@@ -80,6 +84,31 @@ def samples_per_step(cfg: DictConfig) -> int:
     return int(cfg.data.batch_size) * (int(block) if block else 1)
 
 
+def split_tokens(cfg: DictConfig) -> tuple[int, int] | None:
+    """Characters scored in the val and test splits of a character corpus (else None)."""
+    from hydra.utils import instantiate
+
+    from dlbasics.data.chars import CharCorpus
+
+    dm = instantiate(cfg.data)
+    if not isinstance(dm, CharCorpus):
+        return None
+    train_end, val_end, n = dm.split_bounds()
+    block = dm.block_size
+    return tuple(((m - block - 1) // block + 1) * block  # type: ignore[return-value]
+                 for m in (val_end - train_end, n - val_end))
+
+
+def with_whole_val(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """Add, for a char LM, the loss over val + test (nanoGPT's val split: the last 10%)."""
+    tokens = split_tokens(cfg)
+    test = result["test"].get("test/loss")
+    if tokens and result["value"] is not None and test is not None and \
+            result.get("monitor", "val/loss") == "val/loss":
+        result["whole_val_loss"] = (result["value"] * tokens[0] + test * tokens[1]) / sum(tokens)
+    return result
+
+
 def run_lightning(run: Speedrun, seed: int, extra: list[str], root: Path) -> dict[str, Any]:
     from dlbasics.train import train
 
@@ -87,24 +116,24 @@ def run_lightning(run: Speedrun, seed: int, extra: list[str], root: Path) -> dic
     cfg = compose_recipe([*run.overrides(seed), *extra], out)
     metrics = train(cfg)
     hit = metrics.get("target_reached")
-    return {"side": "lightning", "seed": seed, "reached": hit is not None,
+    return with_whole_val({"side": "lightning", "seed": seed, "reached": hit is not None,
             "seconds": hit["seconds"] if hit else None, "step": hit["step"] if hit else None,
             "samples": hit["step"] * samples_per_step(cfg) if hit else None,
             "value": hit["value"] if hit else None, "fit_seconds": metrics["fit_seconds"],
-            "steps_run": metrics["global_step"],
-            "test": {k: v for k, v in metrics.items() if k.startswith("test/")}}
+            "steps_run": metrics["global_step"], "monitor": run.monitor,
+            "test": {k: v for k, v in metrics.items() if k.startswith("test/")}}, cfg)
 
 
 def run_plain(run: Speedrun, seed: int, extra: list[str], root: Path) -> dict[str, Any]:
     cfg = compose_recipe([*run.overrides(seed), *extra], root)
     result = plain.fit(cfg, plain.Target(run.monitor, run.target, run.mode))
     hit = result.reached
-    return {"side": "plain", "seed": seed, "reached": hit is not None,
+    return with_whole_val({"side": "plain", "seed": seed, "reached": hit is not None,
             "seconds": round(hit["seconds"], 3) if hit else None,
             "step": hit["step"] if hit else None,
             "samples": hit["step"] * samples_per_step(cfg) if hit else None,
             "value": hit["value"] if hit else None, "fit_seconds": round(result.seconds, 2),
-            "steps_run": result.steps, "test": result.test}
+            "steps_run": result.steps, "monitor": run.monitor, "test": result.test}, cfg)
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -125,7 +154,9 @@ def summarise(runs: list[dict[str, Any]], test_metric: str) -> dict[str, Any]:
                      "steps": spread([r["step"] for r in hit]),
                      "samples": spread([r["samples"] for r in hit]),
                      "test": spread([r["test"][test_metric] for r in hit
-                                     if test_metric in r["test"]])}
+                                     if test_metric in r["test"]]),
+                     "whole_val_loss": spread([r["whole_val_loss"] for r in hit
+                                               if "whole_val_loss" in r])}
     light, ref = (out.get(s, {}).get("seconds") for s in ("lightning", "plain"))
     if light and ref:
         out["ratio"] = light["median"] / ref["median"]
