@@ -148,3 +148,54 @@ def test_summary_gives_median_range_and_ratio():
     assert summary["lightning"]["seconds"] == {"median": 3.0, "min": 2.0, "max": 4.0, "n": 3}
     assert summary["ratio"] == 2.0
     assert set(SPEEDRUNS) == {"shakespeare", "mnist5k", "mnist1d"}
+
+
+def test_batch_augmentation_shifts_whole_pixels_and_leaves_eval_splits_alone(tmp_path):
+    """Shifts only: every augmented image is its original moved by whole pixels (zeros coming
+    in), as torchvision's pad-and-crop; validation images are not augmented."""
+    from dlbasics.data.images import Augment, Digits
+
+    torch.manual_seed(0)
+    x = torch.rand(40, 1, 8, 8)
+    out = Augment(crop_padding=2)(x)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for image, original in zip(out, padded):
+        errors = [(image - original[:, 2 - dy:10 - dy, 2 - dx:10 - dx]).abs().max()
+                  for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert min(errors) < 1e-5
+    dm = Digits(data_dir=str(tmp_path), rotation=10, crop_padding=1)
+    dm.setup()
+    a, b = dm.train_set.__getitems__([0, 1, 2]), dm.train_set.__getitems__([0, 1, 2])
+    assert not torch.equal(a[0][0], b[0][0])
+    assert torch.equal(dm.val_set[3][0], dm.val_set.__getitems__([3])[0][0])
+
+
+def test_muon_trains_hidden_matrices_and_resumes(tmp_path):
+    """optimizer=muon: Muon steps the hidden matrices only, one scheduler drives both halves,
+    and the state round-trips through a checkpoint's state dict."""
+    cfg = compose_recipe([*LM, "optimizer=muon"], tmp_path)
+    dm = build_datamodule(cfg)
+    module = build_module(cfg, dm.spec)
+    optimizer, scheduler = module.build_optimizer(12)
+    muon = {id(p) for g in optimizer.param_groups if g.get("muon") for p in g["params"]}
+    names = {n for n, p in module.named_parameters() if id(p) in muon}
+    assert names and all(n.startswith("net.blocks.") and n.endswith("weight") for n in names)
+    assert not any("wte" in n or "positions" in n or "ln" in n for n in names)
+    losses = []
+    x, y = next(iter(dm.train_dataloader()))
+    for _ in range(6):
+        loss, _ = plain.loss_of(module, x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert optimizer.muon.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+    state = optimizer.state_dict()
+    fresh, _ = module.build_optimizer(12)
+    fresh.load_state_dict(state)
+    assert fresh.muon.param_groups[0] is fresh.param_groups[0]
+    assert all(torch.equal(fresh.muon.state[p]["momentum_buffer"],
+                           optimizer.muon.state[p]["momentum_buffer"])
+               for p in optimizer.muon.state)
