@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-all lint format bench results clean
+.PHONY: install train train-gpu speedrun test test-all lint format bench results clean
 
 # Reinstall only when pyproject.toml changes (idempotent and quick otherwise).
 $(STAMP): pyproject.toml
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 train: install  ## the default run: CNN on 5,000 real MNIST digits, offline
 	$(PY) -m dlbasics.train experiment=mnist5k_cnn $(ARGS)
+
+train-gpu: install  ## the same recipe on one GPU, bf16 mixed precision, compiled
+	$(PY) -m dlbasics.train experiment=mnist5k_cnn trainer=gpu model.compile=true data.pin_memory=true $(ARGS)
+
+speedrun: install  ## time to target, Lightning recipe vs plain loop, 3 seeds; updates the README table
+	$(PY) scripts/speedrun.py $(ARGS)
 
 test: install  ## the fast suite
 	$(PY) -m pytest -q -n 2 --durations=15 $(ARGS)

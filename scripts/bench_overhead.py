@@ -1,87 +1,85 @@
-"""Lightning's overhead: the same CNN, data and number of steps trained by the Lightning Trainer
-(through dlbasics.lit.LitModule) and by a hand-written PyTorch loop, side by side in one run.
+"""Lightning's overhead where it shows: small steps, with everything a user runs on.
 
-    python scripts/bench_overhead.py [--epochs 2] [--repeats 2]
+    python scripts/bench_overhead.py [--recipes lm mlp] [--repeats 5]
+    python scripts/bench_overhead.py --recipes mlp --trees /tmp/before .   # two checkouts, A/B
 
-Prints both times and the ratio (target: Lightning <= 1.10x the plain loop). Both sides do the same
-work per step: data loading, forward, loss, backward, AdamW, one-cycle schedule and the running
-torchmetrics accuracy that LitModule logs; validation is off on both sides.
+For each recipe, ``python -m dlbasics.train``'s fit (the default callbacks, the progress bar and
+the CSV logger all on; the ``fit_seconds`` of metrics.json: ``trainer.fit`` from its start to its
+end, sanity check and last checkpoint included; no test) against the plain PyTorch loop of the
+same recipe (``dlbasics.plain``: same data order, network, optimizer, schedule and validations;
+its loop time). Each run is a fresh process; the runs alternate (every Lightning checkout given
+with ``--trees``, then the plain loop of this one), after one warm-up round. Prints the median
+times and the median and range of the per-round ratio Lightning / plain (goal: <= 1.05x).
+
+Recipes: ``lm`` is experiment=shakespeare_transformer's char Transformer (~50 ms steps on 2
+cores), 250 steps and one validation; ``mlp`` is the MLP on scikit-learn's 8x8 digits (~1 ms
+steps), 10 epochs of 21 steps, validated after each.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-import lightning as L
-import torch
-import torchmetrics
-from torch.nn import functional as F
-
-from dlbasics.data.images import MNIST5k
-from dlbasics.lit import LitModule
-from dlbasics.models.cnn import CNN
-
-
-def make(seed: int):
-    torch.manual_seed(seed)
-    dm = MNIST5k(data_dir="data", batch_size=64, crop_padding=2, rotation=10, seed=seed)
-    dm.setup()
-    net = CNN(dm.spec, channels=(32, 64), convs_per_block=2, batch_norm=True, dropout=0.25)
-    return dm, net
+RECIPES = {
+    "lm": ["experiment=shakespeare_transformer", "trainer.max_steps=250", "trainer.max_epochs=1"],
+    "mlp": ["model=mlp", "data=digits", "trainer.max_epochs=10"],
+}
+LIGHTNING = ("import sys, tempfile; from dlbasics.speedrun import compose_recipe; "
+             "from dlbasics.train import train; print('SECONDS', train(compose_recipe("
+             "sys.argv[1:] + ['test=false'], tempfile.mkdtemp()))['fit_seconds'])")
+PLAIN = ("import sys, tempfile; from dlbasics import plain; from dlbasics.speedrun import "
+         "compose_recipe; print('SECONDS', plain.fit(compose_recipe(sys.argv[1:], "
+         "tempfile.mkdtemp()), test=False).seconds)")
+HERE = Path(__file__).resolve().parents[1]
 
 
-def plain_loop(epochs: int, seed: int) -> float:
-    dm, net = make(seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
-    loader = dm.train_dataloader()
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * len(loader))
-    acc = torchmetrics.classification.MulticlassAccuracy(10, average="micro")
-    start = time.perf_counter()
-    net.train()
-    for _ in range(epochs):
-        for x, y in loader:
-            out = net(x)
-            loss = F.cross_entropy(out, y)
-            acc.update(out.detach(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        acc.compute(), acc.reset()
-    return time.perf_counter() - start
-
-
-def lightning_loop(epochs: int, seed: int) -> float:
-    dm, net = make(seed)
-    opt = torch.optim.AdamW
-    from functools import partial
-
-    sched = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=3e-3)
-    task = LitModule(net, dm.spec, partial(opt, lr=3e-3, weight_decay=1e-2), sched)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-    start = time.perf_counter()
-    trainer.fit(task, train_dataloaders=dm.train_dataloader())
-    return time.perf_counter() - start
+def timed(tree: Path, code: str, overrides: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": f"{tree}/src:{tree}", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-c", code, *overrides], env=env, capture_output=True,
+                          text=True, cwd=tree)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("SECONDS")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"{tree}: {proc.stderr[-3000:]}")
+    return float(lines[-1].split()[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--trees", nargs="+", type=Path, default=[HERE],
+                        help="checkouts whose Lightning side runs (default: this one)")
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every side")
     args = parser.parse_args()
-    plain, light = [], []
-    for r in range(args.repeats):  # alternate so both see the same machine load
-        plain.append(plain_loop(args.epochs, r))
-        light.append(lightning_loop(args.epochs, r))
-    p, lt = min(plain), min(light)
-    print(f"plain PyTorch loop: {p:.2f} s (best of {args.repeats}: {[round(t, 2) for t in plain]})")
-    print(f"Lightning Trainer:  {lt:.2f} s (best of {args.repeats}: {[round(t, 2) for t in light]})")
-    print(f"ratio Lightning / plain: {lt / p:.3f}x best-of, "
-          f"{statistics.median(light) / statistics.median(plain):.3f}x median (target <= 1.10x)")
+    trees = [t.resolve() for t in args.trees]
+    lines = []
+    for name in args.recipes:
+        overrides = [*RECIPES[name], *args.set]
+        light: dict[Path, list[float]] = {t: [] for t in trees}
+        ref: list[float] = []
+        for round_ in range(args.repeats + 1):  # round 0 warms up
+            times = [timed(t, LIGHTNING, overrides) for t in trees]
+            plain = timed(HERE, PLAIN, overrides)
+            print(f"{name} round {round_}: Lightning {[round(t, 2) for t in times]} s, "
+                  f"plain {plain:.2f} s", flush=True)
+            if round_:
+                for t, s in zip(trees, times):
+                    light[t].append(s)
+                ref.append(plain)
+        for t in trees:
+            ratios = sorted(a / b for a, b in zip(light[t], ref))
+            lines.append(f"{name} [{t}]: Lightning {statistics.median(light[t]):.2f} s, plain "
+                         f"{statistics.median(ref):.2f} s (medians of {args.repeats}); ratio "
+                         f"{statistics.median(ratios):.3f}x median, {ratios[0]:.3f}-"
+                         f"{ratios[-1]:.3f} range")
+            print(lines[-1], flush=True)
+    print(time.strftime("%Y-%m-%d %H:%M"), " ".join(sys.argv), *lines, sep="\n")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
 
 from dlbasics.checkpoint import KEY, SafeCheckpointIO, read_checkpoint
 from dlbasics.configs import compatible_data, compatible_models
@@ -60,19 +62,47 @@ def build_datamodule(cfg: DictConfig, data_state: dict[str, Any] | None = None) 
     return datamodule
 
 
+# Options of every network, applied here rather than passed to it: how it runs, not what it is
+# (a checkpoint resumes or loads whatever they are).
+RUNTIME_MODEL_KEYS = ("compile", "channels_last")
+
+
+def _channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(a.contiguous(memory_format=torch.channels_last)
+                 if isinstance(a, torch.Tensor) and a.dim() == 4 else a for a in args)
+
+
+def apply_runtime_options(net: nn.Module, compile: bool = False, channels_last: bool = False
+                          ) -> nn.Module:
+    """``channels_last``: 4-D weights and inputs in the channels-last (NHWC) memory format, which
+    convolution kernels prefer; a network without 4-D tensors is unchanged. ``compile``:
+    ``torch.compile`` in place (``nn.Module.compile``: the state-dict keys stay the same, so
+    checkpoints load either way); it compiles at the first call, inside the fit time."""
+    if channels_last:
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net.register_forward_pre_hook(_channels_last_inputs)
+    if compile:
+        net.compile()
+    return net
+
+
 BUILT_ARGS = {"self", "net", "spec", "optimizer", "scheduler", "scheduler_interval", "options"}
 
 
 def build_module(cfg: DictConfig, spec: DataSpec) -> LitModule:
     """network(spec) inside the LitModule of ``spec.task``, with the optimizer, the scheduler
     and the ``module.*`` options of the config."""
-    model = instantiate(cfg.model, _partial_=True, _convert_="all")
+    model_cfg = cfg.model.copy()
+    with open_dict(model_cfg):
+        runtime = {k: model_cfg.pop(k, False) for k in RUNTIME_MODEL_KEYS}
+    model = instantiate(model_cfg, _partial_=True, _convert_="all")
     try:
         # spec is passed after instantiation: Hydra would turn a dataclass kwarg into a config
         net = model(spec=spec)
     except (TypeError, ValueError) as err:  # a bad override such as model.depth=two
         raise UserError(f"could not build the model ({err}). Check the model.* overrides you "
                         f"gave, or print the composed config with `--cfg job`.") from None
+    apply_runtime_options(net, **runtime)
     scheduler: dict[str, Any] = OmegaConf.to_container(cfg.scheduler, resolve=True)  # type: ignore[assignment]
     interval = scheduler.pop("interval", "step")
     cls = LIT_MODULES[spec.task]

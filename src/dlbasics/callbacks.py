@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,23 @@ class MedianPruner(L.Callback):
                                     f"earlier trials at that epoch")
 
 
+def step_seed(seed: int, rank: int, batch: int) -> int:
+    """The torch seed set before training batch number ``batch`` (counted over the whole run) is
+    read: SeededSteps' and the plain-PyTorch reference loop's (``dlbasics.plain``)."""
+    return (seed * 1_000_003 + rank * 7919 + batch) % 2**63
+
+
+def seed_generators(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and ``device``'s: what ``torch.manual_seed`` does for the devices a
+    run uses, at a thousandth of its cost (it visits every backend and records a stack trace for
+    each one not initialised: milliseconds, as much as a whole small training step)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
+
+
 class SeededSteps(L.Callback):
     """Seed torch's random numbers from ``(seed, rank, batch number)`` before every training
     batch is read, so augmentation and dropout depend on the position in training only and a
@@ -113,7 +131,7 @@ class SeededSteps(L.Callback):
 
     def _seed(self, trainer: L.Trainer) -> None:
         batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # the next batch's number
-        torch.manual_seed((self.seed * 1_000_003 + trainer.global_rank * 7919 + batch) % 2**63)
+        seed_generators(step_seed(self.seed, trainer.global_rank, batch), trainer.strategy.root_device)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._seed(trainer)  # a run resumed mid-epoch starts its epoch without the next hook
@@ -124,6 +142,42 @@ class SeededSteps(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         self._seed(trainer)
+
+
+def reached(value: float, target: float, mode: str) -> bool:
+    """Whether a metric ``value`` meets ``target`` (``min``: at or below, ``max``: at or above)."""
+    return value <= target if mode == "min" else value >= target
+
+
+class StopAtTarget(L.Callback):
+    """Speedruns: stop at the end of the first validation whose ``monitor`` reaches ``target``,
+    and record when (``self.result``: step, epoch, seconds since the fit started, value). With
+    ``target: null`` it only watches. The seconds run from the start of ``fit`` to the end of
+    that validation: data setup, sanity check, every training step, validation, logging and
+    checkpoint written before it; not the checkpoint written after it, nor testing."""
+
+    def __init__(self, monitor: str = "val/loss", target: float | None = None,
+                 mode: str = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"callbacks.stop_at_target.mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.target, self.mode = monitor, target, mode
+        self.result: dict[str, Any] | None = None
+        self._start = 0.0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._start, self.result = time.perf_counter(), None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.target is None or trainer.sanity_checking or self.result is not None:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not reached(float(value), self.target, self.mode):
+            return
+        self.result = {"monitor": self.monitor, "target": self.target, "value": float(value),
+                       "step": trainer.global_step, "epoch": trainer.current_epoch,
+                       "seconds": round(time.perf_counter() - self._start, 3)}
+        trainer.should_stop = True
 
 
 class ResumeHint(L.Callback):

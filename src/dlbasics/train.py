@@ -20,6 +20,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.build import build_datamodule, build_module, build_trainer, check_pair, finetune_from
+from dlbasics.callbacks import StopAtTarget
 from dlbasics.checkpoint import KEY, read_checkpoint
 from dlbasics.cli import entry_point, print_config_tree, to_float_dict, write_json
 from dlbasics.errors import NonFiniteError
@@ -95,6 +96,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if stopper is not None and stopper.stopped_epoch:
         status = (f"stopped early at epoch {stopper.stopped_epoch}: {stopper.monitor} did not "
                   f"improve for {stopper.patience} validations")
+
+    stopper_at = next((c for c in trainer.callbacks if isinstance(c, StopAtTarget)), None)
+    if stopper_at is not None and stopper_at.result is not None:
+        r = stopper_at.result
+        metrics["target_reached"] = r
+        status = (f"reached the target {r['monitor']} {'<=' if stopper_at.mode == 'min' else '>='} "
+                  f"{r['target']} at step {r['step']} after {r['seconds']:.1f} s")
 
     if cfg.get("test"):  # val and test figures of one and the same checkpoint: the best
         best = best_checkpoint(trainer, output_dir)

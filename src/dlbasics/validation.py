@@ -85,6 +85,7 @@ RANGES: dict[str, Rule] = {
     "beam_size": _ints(1), "samples": _ints(1), "n": _ints(1),
 }
 LISTS_OF_WIDTHS = ("channels", "widths")
+FLAGS = ("compile", "channels_last")  # model.* options dlbasics.build applies to every network
 
 
 def _alternatives(annotation: Any) -> list[Any] | None:
@@ -124,6 +125,8 @@ def _problem(key: str, value: Any, annotation: Any) -> str | None:
     if key in RANGES:
         _, ok, text = RANGES[key]
         return None if ok(value) else f"must be {text}"
+    if key in FLAGS:
+        return None if isinstance(value, bool) else "must be true or false"
     if key in LISTS_OF_WIDTHS:
         if isinstance(value, list) and value and all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):

@@ -1,20 +1,23 @@
 """Image classification: MNIST, Fashion-MNIST, CIFAR-10 (torchvision), and offline real digits.
 
-Every dataset is reduced to one in-memory uint8 tensor (N, C, H, W) plus labels; augmentation
-(torchvision transforms v2) runs on the train split only, then scaling and normalisation.
+Every dataset is reduced to one in-memory uint8 tensor (N, C, H, W) plus labels; batches are
+scaled, augmented (train split only: shifts, rotations, flips, one affine resampling per batch)
+and normalised a whole batch at a time.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from dlbasics.data.base import DataModule, cached_arrays, damaged
 from dlbasics.data.splits import fixed_test_split
@@ -28,16 +31,54 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 class ImageTensorDataset(Dataset):
-    """uint8 images (N, C, H, W) and int labels; applies ``transform`` to each image."""
+    """uint8 images (N, C, H, W) and int labels, scaled to [0, 1], augmented (training split)
+    and normalised a batch at a time: the DataLoader reads a batch through ``__getitems__``, so
+    a batch of 64 digits costs one ``grid_sample`` instead of 64 per-image transforms."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: Augment | None,
+                 mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.images, self.labels, self.augment = images, labels, augment
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        x = self.images[index].float().div_(255)
+        if self.augment is not None:
+            x = self.augment(x)
+        x = (x - self.mean) / self.std
+        return list(zip(x.unbind(0), self.labels[index].unbind(0)))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[i]), self.labels[i]
+        return self.__getitems__([i])[0]
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random shifts of up to ``crop_padding`` whole pixels (torchvision's pad-then-crop, zeros
+    coming in), rotations of up to ``rotation`` degrees and horizontal flips (``hflip``), drawn
+    per image from torch's generator and applied to a whole batch (N, C, H, W) of [0, 1] floats
+    by one affine resampling (bilinear; an integer shift alone moves pixels exactly)."""
+
+    crop_padding: int = 0
+    hflip: bool = False
+    rotation: float = 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        angle = (torch.rand(n) * 2 - 1) * math.radians(self.rotation)
+        flip = (torch.rand(n) < 0.5).float() * -2 + 1 if self.hflip else torch.ones(n)
+        p = self.crop_padding
+        shift = torch.randint(-p, p + 1, (n, 2)).float() if p else torch.zeros(n, 2)
+        cos, sin = angle.cos(), angle.sin()
+        # output (u, v) samples input R(angle) @ diag(flip, 1) @ (u, v) + shift, in [-1, 1] units
+        theta = torch.stack([torch.stack([cos * flip, -sin, -shift[:, 0] * 2 / w], 1),
+                             torch.stack([sin * flip, cos, -shift[:, 1] * 2 / h], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class ImageDataModule(DataModule):
@@ -68,25 +109,20 @@ class ImageDataModule(DataModule):
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def transforms(self, train: bool) -> v2.Transform:
-        steps: list[v2.Transform] = []
-        if train:
-            if self.crop_padding:
-                steps.append(v2.RandomCrop(self.shape[1:], padding=self.crop_padding))
-            if self.hflip:
-                steps.append(v2.RandomHorizontalFlip())
-            if self.rotation:
-                steps.append(v2.RandomRotation(self.rotation))
-        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
-        return v2.Compose(steps)
+    def augment(self) -> Augment | None:
+        """The training split's augmentation (None without any)."""
+        if not (self.crop_padding or self.hflip or self.rotation):
+            return None
+        return Augment(self.crop_padding, self.hflip, self.rotation)
 
     def build_datasets(self) -> tuple[ImageTensorDataset, ...]:
         train_x, train_y, test_x, test_y = self.load()
         keep, val = self.split_train_val(len(train_y), train_y.numpy())
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
-        return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.transforms(True)),
-                ImageTensorDataset(train_x[val_t], train_y[val_t], self.transforms(False)),
-                ImageTensorDataset(test_x, test_y, self.transforms(False)))
+        stats = (self.mean, self.std)
+        return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.augment(), *stats),
+                ImageTensorDataset(train_x[val_t], train_y[val_t], None, *stats),
+                ImageTensorDataset(test_x, test_y, None, *stats))
 
 
 def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: float

@@ -57,6 +57,7 @@ class LitModule(L.LightningModule):
         self.l1 = l1
         self.label_smoothing = label_smoothing
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+        self._loss_sums: torch.Tensor | None = None  # this epoch's (sum of loss x n, sum of n)
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -98,15 +99,59 @@ class LitModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         loss, pred, target, n = self.forward_batch(batch)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=int(n), sync_dist=not on_step)
+        training = stage == "train"
+        if training:
+            self._log_training_loss(loss, n)
+        else:
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=int(n),
+                     sync_dist=True)
         if pred is not None:  # None: nothing to score (seq2seq training)
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(pred, target)
-            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not on_step,
-                          batch_size=int(n))
+            if not training:
+                self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
         return loss
+
+    # Training: each self.log call costs Lightning about a millisecond (it copies its records),
+    # as much as a whole step of a small model. So the step loss is logged on the steps the
+    # logger writes (trainer.log_every_n_steps) as train/loss_step, the epoch mean (weighted
+    # by examples or tokens) is summed here and logged at the epoch's end as train/loss, with
+    # the training metrics (updated every step, computed over the epoch). Their running state
+    # goes into checkpoints, so a run resumed mid-epoch ends with the same epoch figures.
+    def _log_training_loss(self, loss: torch.Tensor, n: torch.Tensor) -> None:
+        weight = n.to(device=loss.device, dtype=loss.dtype)
+        if self._loss_sums is None:
+            self._loss_sums = torch.zeros(2, device=loss.device, dtype=loss.dtype)
+        self._loss_sums += torch.stack([loss.detach() * weight, weight])
+        trainer = self.trainer
+        if trainer.fast_dev_run or (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+
+    def on_train_epoch_start(self) -> None:
+        if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:  # not resumed
+            self._loss_sums = None                                               # mid-epoch
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_sums is not None:
+            total, count = self._loss_sums
+            self.log("train/loss", total / count, on_epoch=True, prog_bar=True)
+        if any(m.update_called for m in self.train_metrics.values()):
+            self.log_dict(self.train_metrics, on_epoch=True)
+
+    def _epoch_state(self) -> dict[str, Any]:
+        metrics = {name: {"state": {k: getattr(m, k) for k in m._defaults},
+                          "updates": m._update_count}
+                   for name, m in self.train_metrics.items()}
+        return {"loss_sums": self._loss_sums, "metrics": metrics}
+
+    def _load_epoch_state(self, state: dict[str, Any]) -> None:
+        self._loss_sums = state["loss_sums"]
+        for name, saved in state["metrics"].items():
+            metric = self.train_metrics[name]
+            for k, v in saved["state"].items():
+                setattr(metric, k, v)
+            metric._update_count = saved["updates"]
+            metric._computed = None
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
@@ -124,25 +169,57 @@ class LitModule(L.LightningModule):
     def _decayed_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
 
+    def _hidden_matrices(self) -> list[nn.Parameter]:
+        """The 2-D weights of hidden layers: not embeddings, position tables or the head (nor a
+        weight tied to one of them)."""
+        from dlbasics.models.blocks import Positions
+
+        head = getattr(self.net, "head", None)
+        outer = {id(p) for m in self.modules() if isinstance(m, nn.Embedding | Positions)
+                 for p in m.parameters()}
+        if isinstance(head, nn.Module):
+            outer |= {id(p) for p in head.parameters()}
+        return [p for p in self.parameters()
+                if p.requires_grad and p.ndim == 2 and id(p) not in outer]
+
     def configure_optimizers(self) -> Any:
+        optimizer, scheduler = self.build_optimizer(
+            lambda: self._schedule_length(self.scheduler_interval))
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def build_optimizer(self, total: int | Callable[[], int]) -> tuple[
+            torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """The optimizer (weight decay on weight matrices only) and the scheduler, whose
+        ``total_steps`` / ``T_max`` is ``total`` (steps or epochs, per ``scheduler_interval``;
+        a callable is asked only when a scheduler needs it) unless the config gives it. The one construction the Trainer and the plain-PyTorch
+        reference loop (``dlbasics.plain``) both use."""
         decay = self._decayed_params()
         decay_ids = {id(p) for p in decay}
         no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
         wd = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        groups = [{"params": decay, "weight_decay": wd}]
+        groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": wd}]
+        cls = getattr(self.optimizer_factory, "func", self.optimizer_factory)
+        if getattr(cls, "splits_hidden_matrices", False):  # e.g. Muon for hidden matrices only
+            hidden = {id(p) for p in self._hidden_matrices()}
+            groups = [{"params": [p for p in decay if id(p) in hidden], "weight_decay": wd,
+                       "muon": True},
+                      {"params": [p for p in decay if id(p) not in hidden], "weight_decay": wd}]
+            groups = [g for g in groups if g["params"]]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(groups)
         factory = self.scheduler_factory
         if factory is None:
-            return optimizer
-        interval = self.scheduler_interval
-        total = self._schedule_length(interval)
+            return optimizer, None
         params = inspect.signature(getattr(factory, "func", factory)).parameters
         given = getattr(factory, "keywords", {})
-        extra = {k: total for k in ("total_steps", "T_max") if k in params and k not in given}
-        scheduler = factory(optimizer, **extra)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        needed = [k for k in ("total_steps", "T_max") if k in params and k not in given]
+        length = total() if needed and callable(total) else total
+        extra = {k: length for k in needed}
+        return optimizer, factory(optimizer, **extra)
 
     def on_train_start(self) -> None:
         # A resumed run's loader position: Lightning reads the loaders to count the steps the
@@ -177,3 +254,8 @@ class LitModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         data_state = datamodule.data_state() if hasattr(datamodule, "data_state") else {}
         checkpoint.update(run_payload(self.run_config, self.spec, data_state))
+        checkpoint["dlbasics_training_epoch"] = self._epoch_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "dlbasics_training_epoch" in checkpoint:
+            self._load_epoch_state(checkpoint["dlbasics_training_epoch"])
