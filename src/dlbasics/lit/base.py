@@ -57,10 +57,15 @@ class LitModule(L.LightningModule):
         self.l1 = l1
         self.label_smoothing = label_smoothing
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+        # transfer learning: the learning rate of ``net`` minus its head, times optimizer.lr
+        self.backbone_lr_scale = 1.0
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # the test split's confusion matrix (rows: true class), read by the run-folder plots
+        self.test_confusion = (torchmetrics.classification.MulticlassConfusionMatrix(spec.num_classes)
+                               if spec.task == "classification" else None)
         if spec.target_std is not None:
             self.register_buffer("target_mean", torch.tensor(spec.target_mean), persistent=False)
             self.register_buffer("target_std", torch.tensor(spec.target_std), persistent=False)
@@ -119,19 +124,51 @@ class LitModule(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
+        if self.test_confusion is not None:
+            x, y = batch
+            self.test_confusion.update(self(x).argmax(-1), y)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities (B, classes), or predicted values (B, targets) in the target's
+        original units; a batch is the inputs alone or (inputs, targets)."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        out = self(x)
+        if self.spec.task == "classification":
+            return out.softmax(-1)
+        if self.spec.target_std is not None:
+            out = out * self.target_std + self.target_mean
+        return out
 
     # ---- optimisation -----------------------------------------------------------------------------
     def _decayed_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
 
+    def _param_groups(self, wd: float) -> list[dict[str, Any]]:
+        """Weight matrices decayed, the rest not; with ``backbone_lr_scale != 1`` the backbone
+        (``net`` minus its head) gets its own groups, whose ``lr_scale`` multiplies the rate.
+        Parameters frozen for fine-tuning (``callbacks.FreezeBackbone``) are in the groups too:
+        without a gradient the optimizer skips them until they are unfrozen."""
+        thawable = getattr(self, "thawable_params", set())
+        trainable = [p for p in self.parameters() if p.requires_grad or id(p) in thawable]
+        backbone = ({id(p) for n, p in self.net.named_parameters() if not n.startswith("head.")}
+                    if self.backbone_lr_scale != 1.0 else set())
+        decay_ids = {id(p) for p in trainable if p.ndim >= 2}
+        groups = []
+        for scale, part in ((1.0, [p for p in trainable if id(p) not in backbone]),
+                            (self.backbone_lr_scale, [p for p in trainable if id(p) in backbone])):
+            for decayed in (True, False):
+                params = [p for p in part if (id(p) in decay_ids) == decayed]
+                if params or (decayed and scale == 1.0):
+                    groups.append({"params": params, "weight_decay": wd if decayed else 0.0,
+                                   "lr_scale": scale})
+        return groups
+
     def configure_optimizers(self) -> Any:
-        decay = self._decayed_params()
-        decay_ids = {id(p) for p in decay}
-        no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
-        wd = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        groups = [{"params": decay, "weight_decay": wd}]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
+        given = getattr(self.optimizer_factory, "keywords", {})
+        groups = self._param_groups(given.get("weight_decay", 0.0))
+        if "lr" in given:
+            for group in groups:
+                group["lr"] = given["lr"] * group["lr_scale"]
         optimizer = self.optimizer_factory(groups)
         factory = self.scheduler_factory
         if factory is None:
@@ -140,7 +177,10 @@ class LitModule(L.LightningModule):
         total = self._schedule_length(interval)
         params = inspect.signature(getattr(factory, "func", factory)).parameters
         given = getattr(factory, "keywords", {})
-        extra = {k: total for k in ("total_steps", "T_max") if k in params and k not in given}
+        extra: dict[str, Any] = {k: total for k in ("total_steps", "T_max")
+                                 if k in params and k not in given}
+        if isinstance(given.get("max_lr"), int | float):  # one-cycle: each group's own peak
+            extra["max_lr"] = [given["max_lr"] * g["lr_scale"] for g in optimizer.param_groups]
         scheduler = factory(optimizer, **extra)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
