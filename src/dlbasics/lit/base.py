@@ -109,6 +109,8 @@ class LitModule(L.LightningModule):
         if pred is not None:  # None: nothing to score (seq2seq training)
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(pred, target)
+            if stage == "test" and self.test_confusion is not None:
+                self.test_confusion.update(pred.argmax(-1), target)
             self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not on_step,
                           batch_size=int(n))
         return loss
@@ -124,9 +126,6 @@ class LitModule(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
-        if self.test_confusion is not None:
-            x, y = batch
-            self.test_confusion.update(self(x).argmax(-1), y)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Class probabilities (B, classes), or predicted values (B, targets) in the target's
