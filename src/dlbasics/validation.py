@@ -84,6 +84,8 @@ RANGES: dict[str, Rule] = {
     # generation and translation
     "max_new_tokens": _ints(0), "temperature": POSITIVE, "top_k": _ints(1, nullable=True),
     "beam_size": _ints(1), "samples": _ints(1), "n": _ints(1),
+    # predict and explain
+    "steps": _ints(1), "random_orders": _ints(1), "show": _ints(0),
 }
 LISTS_OF_WIDTHS = ("channels", "widths")
 
