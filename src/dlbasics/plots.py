@@ -157,7 +157,9 @@ def image_grid(images: torch.Tensor, attributions: torch.Tensor, captions: Seque
         attribution = attributions[i].cpu().numpy()
         scale = np.abs(attribution).max() or 1.0
         right.imshow(gray, cmap="gray", vmin=0, vmax=1)
-        right.imshow(attribution / scale, cmap="bwr", vmin=-1, vmax=1, alpha=0.65)
+        strength = attribution / scale  # opaque where the attribution is large, clear elsewhere
+        right.imshow(strength, cmap="bwr", vmin=-1, vmax=1,
+                     alpha=np.clip(np.abs(strength) * 1.5, 0, 0.9))
         colour = {True: "darkgreen", False: "red", None: "black"}[correct[i]]
         left.set_title(captions[i], fontsize=7, color=colour, loc="left")
     fig.suptitle(title, fontsize=10)
