@@ -268,19 +268,20 @@ def randomised_copy(net: nn.Module, seed: int = 0) -> nn.Module:
     """The same architecture with every weight re-initialised (Adebayo et al.'s "full
     randomisation"): each layer's own ``reset_parameters``, and N(0, 0.02) for parameters held
     directly (a CLS token, learned positions)."""
-    torch.manual_seed(seed)
     clone = copy.deepcopy(net)
-    for module in clone.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
-    reset = {id(p) for m in clone.modules() if hasattr(m, "reset_parameters")
-             for p in m.parameters(recurse=False)}
-    with torch.no_grad():
-        for p in clone.parameters():
-            if id(p) not in reset:
-                p.normal_(0.0, 0.02)
+    with torch.random.fork_rng(devices=[]):  # the caller's random numbers are left as they were
+        torch.manual_seed(seed)
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+        reset = {id(p) for m in clone.modules() if hasattr(m, "reset_parameters")
+                 for p in m.parameters(recurse=False)}
+        with torch.no_grad():
+            for p in clone.parameters():
+                if id(p) not in reset:
+                    p.normal_(0.0, 0.02)
     return clone.eval()
 
 
