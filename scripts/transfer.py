@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -34,8 +33,6 @@ CANDIDATES = {  # arm: {recipe name: overrides}; chosen on validation accuracy
     "fine-tuned": {
         "all layers, same lr": [],
         "backbone lr x0.1": ["finetune.backbone_lr_scale=0.1"],
-        "head only for 40 steps, then all at lr x0.1": [
-            "finetune.freeze=true", "finetune.backbone_lr_scale=0.1", "+unfreeze_steps=40"],
     },
     "from scratch": {
         "lr 3e-3": [],
@@ -69,10 +66,6 @@ def best_val_acc(run_dir: Path) -> float:
 
 def arm_overrides(arm: str, recipe: list[str], size: int, seed: int, pretrained: Path) -> list[str]:
     args = ["experiment=transfer_digits", f"data.train_size={size}", f"seed={seed}"]
-    recipe = list(recipe)
-    if "+unfreeze_steps=40" in recipe:  # an epoch holds ceil(size / batch) steps
-        recipe.remove("+unfreeze_steps=40")
-        recipe.append(f"finetune.unfreeze_at_epoch={max(1, round(40 / math.ceil(size / 16)))}")
     if arm == "fine-tuned":
         args.append(f"finetune.ckpt_path={pretrained}")
     return args + recipe

@@ -21,8 +21,8 @@ from dlbasics.attribution import (
     rank_correlations,
 )
 from dlbasics.build import load_run
-from dlbasics.explain import batch_inputs
 from dlbasics.examples import read_examples
+from dlbasics.explain import batch_inputs
 from tests.clirun import FAST, call
 
 QUIET = [*FAST, "logger=none"]
