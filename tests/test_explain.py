@@ -107,20 +107,22 @@ def test_gradcam_layer_is_the_last_conv_block():
 
 @pytest.fixture(scope="module")
 def mnist_cnn(tmp_path_factory) -> Path:
-    """The make-train CNN after 2 short epochs on real MNIST digits (~95% test accuracy)."""
+    """The make-train CNN after 2 short epochs (80 steps) on real MNIST digits."""
     root = tmp_path_factory.mktemp("explain_cnn")
     code, _, err = call("dlbasics.train", "experiment=mnist5k_cnn", "trainer.max_epochs=2",
-                        "trainer.limit_train_batches=40", *QUIET, f"hydra.run.dir={root}")
+                        "trainer.limit_train_batches=40", "trainer.limit_val_batches=2",
+                        "test=false", *QUIET, f"hydra.run.dir={root}")
     assert code == 0, err[-2000:]
     return root / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
 def rt_lstm(tmp_path_factory) -> Path:
-    """The rt_lstm recipe after 2 epochs on the Rotten Tomatoes snippets."""
+    """The rt_lstm recipe after 120 steps on the Rotten Tomatoes snippets."""
     root = tmp_path_factory.mktemp("explain_lstm")
-    code, _, err = call("dlbasics.train", "experiment=rt_lstm", "trainer.max_epochs=2", *QUIET,
-                        f"hydra.run.dir={root}")
+    code, _, err = call("dlbasics.train", "experiment=rt_lstm", "trainer.max_epochs=1",
+                        "trainer.limit_train_batches=120", "trainer.limit_val_batches=2",
+                        "test=false", *QUIET, f"hydra.run.dir={root}")
     assert code == 0, err[-2000:]
     return root / "checkpoints" / "last.ckpt"
 
