@@ -103,6 +103,13 @@ def test_gradcam_layer_is_the_last_conv_block():
     assert gradcam_layer(cnn) is cnn.features[-3]  # conv -> bn -> [relu] -> pool -> flatten
     assert isinstance(gradcam_layer(cnn), nn.ReLU)
     assert gradcam_layer(MLP(spec)) is None
+    from dlbasics.models.resnet import ResNet
+
+    resnet = ResNet(spec, widths=(4, 8), blocks_per_stage=1)
+    assert gradcam_layer(resnet) is resnet.stages[-1]
+    cam = attribute(resnet.eval(), Inputs("image", torch.randn(2, 1, 28, 28),
+                                          torch.zeros(2, 1, 28, 28)), torch.tensor([1, 2]), "gradcam")
+    assert cam.shape == (2, 28, 28) and (cam >= 0).all()
 
 
 @pytest.fixture(scope="module")
