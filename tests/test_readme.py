@@ -69,10 +69,11 @@ def test_readme_command(command, checkpoints, tmp_path, monkeypatch):
     module, args = words[2], words[3:]
     kind = {"dlbasics.generate": "language_model", "dlbasics.translate": "seq2seq"}.get(
         module, "classification")
-    if any(a.startswith("text=") or a.endswith(".txt") for a in args):  # predict, explain
-        kind = "text"
-    elif any(a.endswith(".csv") for a in args):
-        kind = "regression"
+    if module in ("dlbasics.predict", "dlbasics.explain"):  # the input says which model reads it
+        if any(a.startswith("text=") or a.endswith(".txt") for a in args):
+            kind = "text"
+        elif any(a.endswith(".csv") for a in args):
+            kind = "regression"
     args = [re.sub(r"outputs/\S*<run>\S*", str(checkpoints[kind]), a) for a in args]
     monkeypatch.setenv("DLBASICS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DLBASICS_LOG_DIR", str(tmp_path / "logs"))
