@@ -40,6 +40,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """A tiny trained run of each kind the README's commands start from."""
     root = tmp_path_factory.mktemp("readme_ckpts")
     runs = {"classification": [],  # the default recipe: mnist5k, cnn
+            "text": ["experiment=rt_lstm", "model.hidden=16", "model.embed_dim=16"],
+            "regression": ["model=mlp", "data=diabetes"],
             "language_model": ["experiment=shakespeare_transformer", "model.n_layer=1"],
             "seq2seq": ["experiment=numbers_bahdanau", "data.n_train=200", "data.n_val=20",
                         "data.n_test=20"]}
@@ -75,6 +77,11 @@ def test_readme_command(command, checkpoints, tmp_path, monkeypatch):
     module, args = words[2], words[3:]
     kind = {"dlbasics.generate": "language_model", "dlbasics.translate": "seq2seq"}.get(
         module, "classification")
+    if module in ("dlbasics.predict", "dlbasics.explain"):  # the input says which model reads it
+        if any(a.startswith("text=") or a.endswith(".txt") for a in args):
+            kind = "text"
+        elif any(a.endswith(".csv") for a in args):
+            kind = "regression"
     args = [re.sub(r"outputs/\S*<run>\S*", str(checkpoints[kind]), a) for a in args]
     args = [f"resume={checkpoints[kind].parents[1]}" if a.startswith("resume=") else a
             for a in args]

@@ -32,6 +32,10 @@ def world(tmp_path_factory) -> dict[str, Path]:
                         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", *QUIET,
                         f"hydra.run.dir={root / 'lm'}")
     assert code == 0, err
+    code, _, err = call("dlbasics.train", "model=mlp", "data=diabetes", "trainer.max_epochs=1",
+                        *QUIET, f"hydra.run.dir={root / 'reg'}")
+    assert code == 0, err
+    write_bad_inputs(root)
     damaged = {}
     for name in ("mnist_counts", "mnist_label", "mnist_truncated"):
         write_mnist(root / name)
@@ -54,7 +58,20 @@ def world(tmp_path_factory) -> dict[str, Path]:
     write_imdb(root / "imdb_bad")
     review = next((root / "imdb_bad" / "aclImdb" / "train" / "pos").glob("*.txt"))
     review.write_bytes(b"A fine film \xff\xfe\x80 of sorts")
-    return {"root": root, "finished": root / "finished", "lm": root / "lm"}
+    return {"root": root, "finished": root / "finished", "lm": root / "lm", "reg": root / "reg"}
+
+
+def write_bad_inputs(root: Path) -> None:
+    """Inputs predict and explain must refuse, each with one line."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 30), np.uint8)).save(root / "wide.png")
+    Image.fromarray(np.zeros((8, 8), np.uint16) + 300).save(root / "deep.png")  # 16-bit
+    (root / "empty.png").write_bytes(b"")
+    (root / "empty.csv").write_text("\n")
+    (root / "three.csv").write_text("1,2,3\n4,5,6\n")
+    (root / "words.csv").write_text("1,2,3,4,5,6,7,8,9,ten\n")
+    (root / "nothing_here").mkdir(exist_ok=True)
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -159,6 +176,65 @@ CASES = {  # id: (entry point, arguments, what the one line must say)
                                                "temperature=0"], r"temperature=0: must be"),
     "translate-a-classifier": ("translate", [f"ckpt_path={FINISHED_CKPT}", "text=one"],
                                r"is a classification checkpoint .*not a seq2seq one"),
+    # predict: inputs the model cannot read
+    "predict-without-checkpoint": ("predict", [], r"give the checkpoint to predict with"),
+    "predict-a-language-model": ("predict", ["ckpt_path=LM/checkpoints/last.ckpt"],
+                                 r"is a language model checkpoint: predict takes classifiers "
+                                 r"and regressors; use python -m dlbasics\.generate"),
+    "predict-missing-input": ("predict", [f"ckpt_path={FINISHED_CKPT}", "input=ROOT/none.png"],
+                              r"input=.*none\.png does not exist"),
+    "predict-image-other-proportions": ("predict", [f"ckpt_path={FINISHED_CKPT}",
+                                                    "input=ROOT/wide.png"],
+                                        r"wide\.png is 30x8 pixels but the model reads 8x8 "
+                                        r"images: crop it"),
+    "predict-image-16-bit": ("predict", [f"ckpt_path={FINISHED_CKPT}", "input=ROOT/deep.png"],
+                             r"deep\.png is a I;16-mode image .* save it as an 8-bit"),
+    "predict-empty-image-file": ("predict", [f"ckpt_path={FINISHED_CKPT}", "input=ROOT/empty.png"],
+                                 r"empty\.png is not an image that can be read"),
+    "predict-folder-without-images": ("predict", [f"ckpt_path={FINISHED_CKPT}",
+                                                  "input=ROOT/nothing_here"],
+                                      r"holds no PNG or JPEG file"),
+    "predict-text-to-an-image-model": ("predict", [f"ckpt_path={FINISHED_CKPT}", "text=hello"],
+                                       r"text= is for text models; this checkpoint reads image"),
+    "predict-empty-csv": ("predict", ["ckpt_path=REG/checkpoints/last.ckpt", "input=ROOT/empty.csv"],
+                          r"empty\.csv is empty: give a CSV file"),
+    "predict-csv-too-few-columns": ("predict", ["ckpt_path=REG/checkpoints/last.ckpt",
+                                                "input=ROOT/three.csv"],
+                                    r"three\.csv has 3 columns but the model reads 10 features "
+                                    r"\(age, sex, bmi"),
+    "predict-csv-not-a-number": ("predict", ["ckpt_path=REG/checkpoints/last.ckpt",
+                                             "input=ROOT/words.csv"],
+                                 r"words\.csv has a header but no rows of numbers"),
+    # explain
+    "explain-a-regressor": ("explain", ["ckpt_path=REG/checkpoints/last.ckpt"],
+                            r"is a regression checkpoint .*not a classification one"),
+    "explain-unknown-method": ("explain", [f"ckpt_path={FINISHED_CKPT}", "method=lime"],
+                               r"method=lime does not apply to image inputs: use one of "
+                               r"integrated_gradients, saliency"),
+    "explain-gradcam-without-convolutions": ("explain", [f"ckpt_path={FINISHED_CKPT}",
+                                                         "method=gradcam"],
+                                             r"gradcam needs a convolutional network, and MLP"),
+    "explain-zero-steps": ("explain", [f"ckpt_path={FINISHED_CKPT}", "steps=0"],
+                           r"steps=0: must be an integer >= 1"),
+    # transfer learning and the image data options
+    "freeze-without-pretrained-weights": ("train", [*TINY, "finetune.freeze=true"],
+                                          r"finetune\.freeze=True applies when fine-tuning: give "
+                                          r"the pre-trained weights with finetune\.ckpt_path"),
+    "unfreeze-without-freeze": ("train", [*TINY, f"finetune.ckpt_path={FINISHED_CKPT}",
+                                          "finetune.unfreeze_at_epoch=2"],
+                                r"unfreeze_at_epoch thaws a frozen backbone: add "
+                                r"finetune\.freeze=true"),
+    "backbone-lr-scale-zero": ("train", [*TINY, "finetune.backbone_lr_scale=0"],
+                               r"finetune\.backbone_lr_scale=0: must be a number > 0"),
+    "freeze-not-a-bool": ("train", [*TINY, "finetune.freeze=maybe"],
+                          r"finetune\.freeze='maybe': must be bool"),
+    "train-size-below-the-classes": ("train", [*TINY, "data.train_size=5"],
+                                     r"train_size=5 cannot hold one image of each of the 10 "
+                                     r"classes"),
+    "train-size-above-the-split": ("train", [*TINY, "data.train_size=5000"],
+                                   r"train_size=5000 but the training split has 1293 images"),
+    "margin-fills-the-image": ("train", [*TINY, "data.image_size=8", "data.image_margin=4"],
+                               r"image_margin=4 leaves no room inside data\.image_size=8"),
 }
 
 
@@ -168,7 +244,7 @@ def test_mistake_ends_in_one_clear_line(case, world, tmp_path, monkeypatch):
     (world["root"] / "garbage.ckpt").write_bytes(b"this is not a checkpoint")
     (world["root"] / "empty").mkdir(exist_ok=True)
     args = [a.replace("FINISHED", str(world["finished"])).replace("LM", str(world["lm"]))
-            .replace("ROOT", str(world["root"])) for a in args]
+            .replace("ROOT", str(world["root"])).replace("REG", str(world["reg"])) for a in args]
     monkeypatch.setenv("DLBASICS_LOG_DIR", str(tmp_path / "logs"))
     finished = fingerprint(world["finished"])
     code, out, err = call(f"dlbasics.{entry}", *args,

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from dlbasics.callbacks import FreezeBackbone
 from dlbasics.checkpoint import KEY, SafeCheckpointIO, read_checkpoint
 from dlbasics.configs import compatible_data, compatible_models
 from dlbasics.data.base import DataModule
@@ -123,8 +124,10 @@ def build_module(cfg: DictConfig, spec: DataSpec) -> LitModule:
     return module
 
 
-def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+def build_trainer(cfg: DictConfig, extra_callbacks: tuple[L.Callback, ...] = (),
+                  **overrides: Any) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks += list(extra_callbacks)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     if not loggers:  # nothing to log learning rates to (logger=none)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -191,21 +194,36 @@ def load_run(ckpt_path: str, data: DictConfig | dict[str, Any] | None = None,
     return Run(config, spec, datamodule, module.eval(), ckpt)
 
 
-def finetune_from(module: LitModule, ckpt: dict[str, Any], freeze: bool) -> list[str]:
+def finetune_from(module: LitModule, ckpt: dict[str, Any], reset_head: bool = False) -> list[str]:
     """Transfer learning: copy every matching tensor of ``net`` from a checkpoint.
 
-    The head is kept fresh when its shape differs (another number of classes). Returns the
-    names of the tensors that were not copied. ``freeze`` trains only the head.
+    The head is kept fresh when its shape differs (another number of classes) or ``reset_head``.
+    Returns the names of the tensors that were not copied.
     """
     own = module.net.state_dict()
     theirs = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
-              if k.startswith("net.")}
+              if k.startswith("net.") and not (reset_head and k.startswith("net.head."))}
     copied = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
     if not copied:
         raise UserError("finetune.ckpt_path shares no weights with this model: use a checkpoint "
                         "of the same model config (model=... and its options).")
     module.net.load_state_dict(copied, strict=False)
-    if freeze:
-        for name, p in module.net.named_parameters():
-            p.requires_grad = name.startswith("head.")
     return sorted(set(own) - set(copied))
+
+
+def finetune_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The ``finetune.*`` options as callbacks (checked before any data is read)."""
+    options = cfg.get("finetune") or {}
+    if not options.get("ckpt_path"):
+        for key, idle in (("freeze", False), ("unfreeze_at_epoch", None),
+                          ("backbone_lr_scale", 1.0), ("reset_head", False)):
+            if options.get(key, idle) != idle:
+                raise UserError(f"finetune.{key}={options[key]} applies when fine-tuning: give "
+                                f"the pre-trained weights with finetune.ckpt_path=PATH")
+        return []
+    if options.get("unfreeze_at_epoch") is not None and not options.get("freeze"):
+        raise UserError("finetune.unfreeze_at_epoch thaws a frozen backbone: add "
+                        "finetune.freeze=true (or drop unfreeze_at_epoch to train it all along)")
+    if options.get("freeze"):
+        return [FreezeBackbone(options.get("unfreeze_at_epoch"))]
+    return []

@@ -1,5 +1,6 @@
 """Callbacks Lightning does not ship: a guard against non-finite numbers, random numbers that
-depend on the position in training only (exact resume), and what to do after Ctrl-C."""
+depend on the position in training only (exact resume), what to do after Ctrl-C, and the frozen
+backbone of transfer learning (the run-folder plots are ``dlbasics.plots.RunPlots``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from dlbasics.checkpoint import newest_checkpoint
 from dlbasics.errors import NonFiniteError
@@ -191,3 +195,53 @@ class ResumeHint(L.Callback):
         print(f"\ninterrupted: the last checkpoint is {last or 'not written yet'}\n"
               f"continue with: python -m dlbasics.train resume={trainer.default_root_dir}",
               file=sys.stderr, flush=True)
+
+
+class FreezeBackbone(BaseFinetuning):
+    """Transfer learning: train only the head, then (``unfreeze_at_epoch``) the whole network.
+
+    The backbone is every parameter of ``net`` but its head's. Frozen, its parameters get no gradient
+    and its BatchNorm layers stay in eval mode (the pre-trained statistics, not the new batches').
+    Unlike Lightning's ``BackboneFinetuning``, no parameter group is added when it thaws: the
+    LitModule's optimizer holds the frozen parameters from the start, in groups with their own
+    learning rate (``finetune.backbone_lr_scale``), so every scheduler sees every group.
+    """
+
+    def __init__(self, unfreeze_at_epoch: int | None = None) -> None:
+        super().__init__()
+        self.unfreeze_at_epoch = unfreeze_at_epoch
+
+    @staticmethod
+    def backbone(pl_module: L.LightningModule) -> list[nn.Parameter]:
+        return [p for n, p in pl_module.net.named_parameters() if not n.startswith("head.")]
+
+    @staticmethod
+    def _norms(pl_module: L.LightningModule, frozen: bool) -> None:
+        for name, module in pl_module.net.named_modules():
+            if isinstance(module, _BatchNorm) and not name.startswith("head"):
+                module.track_running_stats = not frozen
+                module.train(not frozen)
+
+    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
+        params = [p for p in self.backbone(pl_module) if p.requires_grad]
+        pl_module.thawable_params = {id(p) for p in params}  # the optimizer holds them anyway
+        for p in params:
+            p.requires_grad = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)
+        if self.unfreeze_at_epoch is not None and trainer.current_epoch >= self.unfreeze_at_epoch:
+            self._thaw(pl_module)  # resumed after the backbone thawed
+        else:
+            self._norms(pl_module, frozen=True)
+
+    def finetune_function(self, pl_module: L.LightningModule, epoch: int,
+                          optimizer: torch.optim.Optimizer) -> None:
+        if epoch == self.unfreeze_at_epoch:
+            self._thaw(pl_module)
+
+    def _thaw(self, pl_module: L.LightningModule) -> None:
+        thawable = getattr(pl_module, "thawable_params", set())
+        for p in self.backbone(pl_module):
+            p.requires_grad = p.requires_grad or id(p) in thawable
+        self._norms(pl_module, frozen=False)

@@ -7,8 +7,19 @@ A checkpoint is Lightning's dict (``state_dict``, ``optimizer_states``, ``lr_sch
         "format": 1,
         "config": the run's resolved config (a plain dict),
         "spec": DataSpec.to_dict(),
-        "data_state": DataModule.data_state(),   # vocabularies: see dlbasics.data.vocab
+        "data_state": DataModule.data_state(),   # see below
     }
+
+    data_state = {
+        "vocabs": {name: {"itos": [...], "tokenizer": "word"}},   # token data (dlbasics.data.vocab)
+        "inputs": {"kind": "image", "shape": [C, H, W], "mean": [...], "std": [...], "margin": m}
+                | {"kind": "vector", "features": [names], "mean": [...], "std": [...]},
+    }
+
+``inputs`` (``DataModule.input_state``) is how a raw input becomes what the network reads, so
+``predict`` and ``explain`` convert a user's images or rows as the test split was; either key is
+absent when there is nothing to keep, and a checkpoint without ``inputs`` (written before it
+existed) falls back to the data module's defaults.
 
 Every read goes through ``read_checkpoint``: ``torch.load(weights_only=True)`` (tensors and plain
 containers only, so loading a file cannot run code) and a check that the file is a dlbasics

@@ -19,7 +19,14 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.build import build_datamodule, build_module, build_trainer, check_pair, finetune_from
+from dlbasics.build import (
+    build_datamodule,
+    build_module,
+    build_trainer,
+    check_pair,
+    finetune_callbacks,
+    finetune_from,
+)
 from dlbasics.callbacks import StopAtTarget
 from dlbasics.checkpoint import KEY, read_checkpoint
 from dlbasics.cli import entry_point, print_config_tree, to_float_dict, write_json
@@ -44,7 +51,8 @@ def module_hints() -> dict[str, dict[str, Any]]:
         for klass in cls.__mro__[::-1]:
             if "__init__" in vars(klass):
                 hints.update(typing.get_type_hints(klass.__init__))
-    return {"module": {k: v | None for k, v in hints.items()}}
+    return {"module": {k: v | None for k, v in hints.items()},
+            "finetune": {"ckpt_path": str | None, "freeze": bool, "reset_head": bool}}
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -62,14 +70,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         with open_dict(cfg):  # a resumed config has no choices of its own: the saved ones
             cfg.choices = cfg.choices or resume[KEY]["config"].get("choices") or {}
         check_fits(cfg.ckpt_path, resume[KEY]["config"], cfg)
-    trainer = build_trainer(cfg)  # before any data is read: a missing GPU is said at once
+    # before any data is read: a missing GPU or a bad finetune option is said at once
+    trainer = build_trainer(cfg, extra_callbacks=tuple(finetune_callbacks(cfg)))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg, resume[KEY].get("data_state") if resume else None)
     module = build_module(cfg, datamodule.spec)
     if cfg.finetune.get("ckpt_path"):
         ckpt = read_checkpoint(cfg.finetune.ckpt_path, option="finetune.ckpt_path")
-        fresh = finetune_from(module, ckpt, cfg.finetune.freeze)
+        fresh = finetune_from(module, ckpt, bool(cfg.finetune.get("reset_head")))
+        module.backbone_lr_scale = float(cfg.finetune.get("backbone_lr_scale", 1.0))
         log.info("fine-tuning from %s; trained from scratch: %s", cfg.finetune.ckpt_path, fresh)
 
     output_dir = Path(cfg.paths.output_dir)

@@ -11,7 +11,6 @@ and numericalised exactly as in training. ``heatmap=`` saves the attention weigh
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ from dlbasics.build import load_run
 from dlbasics.cli import entry_point
 from dlbasics.data.vocab import EOS, detokenize
 from dlbasics.errors import UserError
+from dlbasics.plots import attention_heatmap
 from dlbasics.validation import validate_config
 
 
@@ -54,29 +54,6 @@ class Translator:
         }
 
 
-def save_heatmap(path: str | Path, source: list[str], output: list[str],
-                 attention: torch.Tensor) -> Path:
-    """Attention weights as an image: one row per output token, one column per source token."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(source), 1.0 + 0.4 * len(output)))
-    im = ax.imshow(attention.cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
-    ax.set_yticks(range(len(output)), output)
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def translate(cfg: DictConfig) -> list[str]:
     validate_config(cfg)
     if not cfg.get("ckpt_path"):
@@ -102,7 +79,7 @@ def translate(cfg: DictConfig) -> list[str]:
         if i == 0 and cfg.get("heatmap"):
             if result["attention"] is None:
                 raise UserError("this model has no attention (model.attention=none): no heat-map")
-            path = save_heatmap(cfg.heatmap, result["source"], result["output"],
+            path = attention_heatmap(cfg.heatmap, result["source"], result["output"],
                                 result["attention"])
             print(f"attention heat-map: {path}", file=sys.stderr)
     return out

@@ -65,7 +65,8 @@ RANGES: dict[str, Rule] = {
     "fold": _ints(0), "min_freq": _ints(1),
     "max_size": _ints(2, nullable=True), "max_length": _ints(1, nullable=True),
     "n_train": _ints(1), "n_val": _ints(1), "n_test": _ints(1), "max_len": _ints(1, nullable=True),
-    "crop_padding": _ints(0), "rotation": NON_NEGATIVE,
+    "crop_padding": _ints(0), "rotation": NON_NEGATIVE, "image_size": _ints(1, nullable=True),
+    "image_margin": _ints(0), "train_size": _ints(1, nullable=True),
     # networks
     "hidden": _ints(0), "depth": _ints(0), "num_layers": _ints(1), "heads": _ints(1),
     "n_layer": _ints(1), "n_head": _ints(1), "n_embd": _ints(1), "dim": _ints(1),
@@ -79,10 +80,13 @@ RANGES: dict[str, Rule] = {
     "teacher_forcing": _rule(float, 0, 1, nullable=True), "pct_start": FRACTION,
     "gradient_clip_val": _rule(float, 0, low_open=True, nullable=True),
     "test_beam_size": _ints(1, nullable=True), "eta_min": NON_NEGATIVE, "gamma": POSITIVE,
-    "step_size": _ints(1),
+    "step_size": _ints(1), "unfreeze_at_epoch": _ints(1, nullable=True),
+    "backbone_lr_scale": POSITIVE,
     # generation and translation
     "max_new_tokens": _ints(0), "temperature": POSITIVE, "top_k": _ints(1, nullable=True),
     "beam_size": _ints(1), "samples": _ints(1), "n": _ints(1),
+    # predict and explain
+    "steps": _ints(1), "random_orders": _ints(1), "show": _ints(0),
 }
 LISTS_OF_WIDTHS = ("channels", "widths")
 FLAGS = ("compile", "channels_last")  # model.* options dlbasics.build applies to every network

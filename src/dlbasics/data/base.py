@@ -143,19 +143,44 @@ class DataModule(L.LightningDataModule):
                                f"load_data_state() with a checkpoint's state) first")
         return self.vocabs[name]
 
-    # ---- state saved in checkpoints (the vocabularies), in one documented format ---------------
+    # ---- state saved in checkpoints, in one documented format -----------------------------------
     def data_state(self) -> dict[str, Any]:
-        """``{"vocabs": {name: {"itos": [...], "tokenizer": ...}}}``, or ``{}`` without one."""
-        return {"vocabs": {k: v.state_dict() for k, v in self.vocabs.items()}} if self.vocabs else {}
+        """What rebuilds this data module's view of inputs without reading its data::
+
+            {"vocabs": {name: {"itos": [...], "tokenizer": ...}},   # token data (data.vocab)
+             "inputs": {...}}                                     # see ``input_state``
+
+        Either key is left out when empty (``{}``: nothing to save)."""
+        state: dict[str, Any] = {}
+        if self.vocabs:
+            state["vocabs"] = {k: v.state_dict() for k, v in self.vocabs.items()}
+        inputs = self.input_state()
+        if inputs:
+            state["inputs"] = inputs
+        return state
 
     def load_data_state(self, state: dict[str, Any]) -> None:
-        """Use saved vocabularies instead of building them (re-encoding any split already set up)."""
-        vocabs = {k: Vocab.from_state_dict(v) for k, v in (state or {}).get("vocabs", {}).items()}
+        """Use saved vocabularies instead of building them (re-encoding any split already set up),
+        and the saved input conversion (``load_input_state``). A state without ``inputs`` (a
+        checkpoint written before it existed) keeps the defaults."""
+        state = state or {}
+        if state.get("inputs"):
+            self.load_input_state(state["inputs"])
+        vocabs = {k: Vocab.from_state_dict(v) for k, v in state.get("vocabs", {}).items()}
         if vocabs and vocabs != self.vocabs:
             self.vocabs = vocabs
             if self.train_set is not None:
                 self.train_set = None
                 self.setup()
+
+    def input_state(self) -> dict[str, Any]:
+        """How a raw input becomes what the network reads, beyond the vocabularies: image size,
+        channels and normalisation, feature standardisation... (plain JSON-able values). Used
+        by ``predict``/``explain`` on a user's own inputs; ``{}`` when the spec says it all."""
+        return {}
+
+    def load_input_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``input_state`` saved."""
 
     # ---- loaders --------------------------------------------------------------------------------
     def collate_fn(self, batch: Any) -> Any:

@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 from torch.nn import functional as F
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from dlbasics.data.base import DataModule, cached_arrays, damaged
 from dlbasics.data.splits import fixed_test_split
-from dlbasics.errors import MissingDataError
+from dlbasics.errors import MissingDataError, UserError
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -83,7 +85,19 @@ class Augment:
 
 class ImageDataModule(DataModule):
     """Base for image datasets: subclasses set the class attributes below and implement
-    ``load()`` -> (train_x, train_y, test_x, test_y) as uint8 (N, C, H, W) images and labels."""
+    ``load()`` -> (train_x, train_y, test_x, test_y) as uint8 (N, C, H, W) images and labels.
+
+    Args:
+        crop_padding, hflip, rotation: augmentation of the training split only.
+        image_size: resize every image to ``image_size`` x ``image_size`` (e.g. 28 to fine-tune
+            an MNIST model on 8x8 digits); null: the dataset's own size.
+        image_margin: with ``image_size``, the image is resized to ``image_size - 2 * margin``
+            and framed by a black border of ``margin`` pixels (MNIST digits sit in a 20x20 box
+            inside 28x28). A resized dataset is normalised with its own training images' mean
+            and standard deviation.
+        train_size: train on a stratified, seeded subset of this many of the training images
+            (few-label experiments); the validation and test splits are unchanged. null: all.
+    """
 
     input_kind = "image"
     task = "classification"
@@ -97,10 +111,22 @@ class ImageDataModule(DataModule):
         crop_padding: int = 0,
         hflip: bool = False,
         rotation: float = 0.0,
+        image_size: int | None = None,
+        image_margin: int = 0,
+        train_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.crop_padding, self.hflip, self.rotation = crop_padding, hflip, rotation
+        if image_margin and not image_size:
+            raise UserError("data.image_margin needs data.image_size (the size it frames to)")
+        if image_size is not None and image_size - 2 * image_margin < 1:
+            raise UserError(f"data.image_margin={image_margin} leaves no room inside "
+                            f"data.image_size={image_size}: use a margin below {image_size / 2:g}")
+        self.image_size, self.image_margin, self.train_size = image_size, image_margin, train_size
+        self.native_shape = type(self).shape
+        if image_size:  # instance attributes: the spec and the transforms read these
+            self.shape = (self.native_shape[0], image_size, image_size)
 
     def describe(self) -> dict[str, Any]:
         return {"input_shape": self.shape, "num_classes": len(self.class_names),
@@ -115,14 +141,64 @@ class ImageDataModule(DataModule):
             return None
         return Augment(self.crop_padding, self.hflip, self.rotation)
 
+    def fit_size(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, C, h, w) at the size this module feeds the network (``image_size``
+        with its margin; unchanged without it). Used on the dataset and on a user's images."""
+        if not self.image_size:
+            return images
+        inner = self.image_size - 2 * self.image_margin
+        if images.shape[-2:] != (inner, inner):
+            images = v2.functional.resize(images, [inner, inner], antialias=True)
+        if self.image_margin:
+            images = torch.nn.functional.pad(images, [self.image_margin] * 4)
+        return images
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (..., C, H, W) as the network reads them: scaled to [0, 1] and
+        normalised with this module's mean and std (a user's images, as the test split)."""
+        mean = torch.tensor(self.mean).view(-1, 1, 1)
+        std = torch.tensor(self.std).view(-1, 1, 1)
+        return (images.float() / 255 - mean) / std
+
+    def labelled_subset(self, keep: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``train_size`` of the ``keep`` indices, stratified by label, seeded by the run."""
+        if self.train_size is None or self.train_size >= len(keep):
+            if self.train_size is not None and self.train_size > len(keep):
+                raise UserError(f"data.train_size={self.train_size} but the training split has "
+                                f"{len(keep)} images: use at most {len(keep)}, or null for all")
+            return keep
+        classes = len(np.unique(labels[keep]))
+        if self.train_size < classes:
+            raise UserError(f"data.train_size={self.train_size} cannot hold one image of each of "
+                            f"the {classes} classes: use at least {classes}")
+        subset, _ = train_test_split(keep, train_size=self.train_size, random_state=self.seed,
+                                     stratify=labels[keep])
+        return np.sort(subset)
+
     def build_datasets(self) -> tuple[ImageTensorDataset, ...]:
         train_x, train_y, test_x, test_y = self.load()
+        train_x, test_x = self.fit_size(train_x), self.fit_size(test_x)
         keep, val = self.split_train_val(len(train_y), train_y.numpy())
+        keep = self.labelled_subset(keep, train_y.numpy())
         keep_t, val_t = torch.from_numpy(keep), torch.from_numpy(val)
+        if self.image_size:  # resized pixels have their own statistics: the training images'
+            pixels = train_x[keep_t].float().div(255).transpose(0, 1).flatten(1)
+            self.mean = tuple(pixels.mean(1).tolist())
+            self.std = tuple(pixels.std(1).clamp(min=1e-3).tolist())
         stats = (self.mean, self.std)
         return (ImageTensorDataset(train_x[keep_t], train_y[keep_t], self.augment(), *stats),
                 ImageTensorDataset(train_x[val_t], train_y[val_t], None, *stats),
                 ImageTensorDataset(test_x, test_y, None, *stats))
+
+    def input_state(self) -> dict[str, Any]:
+        """``{"kind": "image", "shape": [C, H, W], "mean": [...], "std": [...], "margin": m}``:
+        a user's image is converted to C channels, resized to H x W (inside a margin of m black
+        pixels) and normalised with this mean and std, as the test split was."""
+        return {"kind": "image", "shape": list(self.shape), "mean": list(self.mean),
+                "std": list(self.std), "margin": self.image_margin}
+
+    def load_input_state(self, state: dict[str, Any]) -> None:
+        self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
 
 
 def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: float

@@ -16,6 +16,10 @@ from dlbasics.data.base import DataModule
 from dlbasics.data.splits import fixed_test_split
 
 
+# scikit-learn's names: age, sex, body mass index, mean blood pressure, six blood serum measurements
+FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+
+
 class Diabetes(DataModule):
     input_kind = "vector"
     task = "regression"
@@ -40,8 +44,27 @@ class Diabetes(DataModule):
     def _standardised(self, x: np.ndarray, y: np.ndarray) -> TensorDataset:
         s = self.stats
         assert s is not None
-        return TensorDataset(torch.from_numpy((x - s["x_mean"]) / s["x_std"]),
-                             torch.from_numpy((y - s["y_mean"]) / s["y_std"]))
+        return TensorDataset(self.standardise(x), torch.from_numpy((y - s["y_mean"]) / s["y_std"]))
+
+    def standardise(self, x: np.ndarray) -> torch.Tensor:
+        """Raw features (N, F) as the network reads them (the train split's statistics)."""
+        if self.stats is None:
+            raise RuntimeError("Diabetes has no feature statistics yet: call setup() (or "
+                               "load_data_state() with a checkpoint's state) first")
+        return torch.from_numpy(((x - self.stats["x_mean"]) / self.stats["x_std"]).astype(np.float32))
+
+    def input_state(self) -> dict[str, Any]:
+        """``{"kind": "vector", "features": [names], "mean": [...], "std": [...]}``: a user's
+        features (columns in this order, or named in a header) are standardised with the train
+        split's statistics."""
+        if self.stats is None:
+            return {}
+        return {"kind": "vector", "features": list(FEATURES),
+                "mean": self.stats["x_mean"].tolist(), "std": self.stats["x_std"].tolist()}
+
+    def load_input_state(self, state: dict[str, Any]) -> None:
+        self.stats = {"x_mean": np.asarray(state["mean"], dtype=np.float32),
+                      "x_std": np.asarray(state["std"], dtype=np.float32)}
 
     def describe(self) -> dict[str, Any]:
         if self.stats is None:

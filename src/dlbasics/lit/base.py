@@ -58,10 +58,15 @@ class LitModule(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
         self._loss_sums: torch.Tensor | None = None  # this epoch's (sum of loss x n, sum of n)
+        # transfer learning: the learning rate of ``net`` minus its head, times optimizer.lr
+        self.backbone_lr_scale = 1.0
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # the test split's confusion matrix (rows: true class), read by the run-folder plots
+        self.test_confusion = (torchmetrics.classification.MulticlassConfusionMatrix(spec.num_classes)
+                               if spec.task == "classification" else None)
         if spec.target_std is not None:
             self.register_buffer("target_mean", torch.tensor(spec.target_mean), persistent=False)
             self.register_buffer("target_std", torch.tensor(spec.target_std), persistent=False)
@@ -108,6 +113,8 @@ class LitModule(L.LightningModule):
         if pred is not None:  # None: nothing to score (seq2seq training)
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(pred, target)
+            if stage == "test" and self.test_confusion is not None:
+                self.test_confusion.update(pred.argmax(-1), target)
             if not training:
                 self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
         return loss
@@ -165,6 +172,17 @@ class LitModule(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities (B, classes), or predicted values (B, targets) in the target's
+        original units; a batch is the inputs alone or (inputs, targets)."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        out = self(x)
+        if self.spec.task == "classification":
+            return out.softmax(-1)
+        if self.spec.target_std is not None:
+            out = out * self.target_std + self.target_mean
+        return out
+
     # ---- optimisation -----------------------------------------------------------------------------
     def _decayed_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
@@ -182,6 +200,26 @@ class LitModule(L.LightningModule):
         return [p for p in self.parameters()
                 if p.requires_grad and p.ndim == 2 and id(p) not in outer]
 
+    def _param_groups(self, wd: float) -> list[dict[str, Any]]:
+        """Weight matrices decayed, the rest not; with ``backbone_lr_scale != 1`` the backbone
+        (``net`` minus its head) gets its own groups, whose ``lr_scale`` multiplies the rate.
+        Parameters frozen for fine-tuning (``callbacks.FreezeBackbone``) are in the groups too:
+        without a gradient the optimizer skips them until they are unfrozen."""
+        thawable = getattr(self, "thawable_params", set())
+        trainable = [p for p in self.parameters() if p.requires_grad or id(p) in thawable]
+        backbone = ({id(p) for n, p in self.net.named_parameters() if not n.startswith("head.")}
+                    if self.backbone_lr_scale != 1.0 else set())
+        decay_ids = {id(p) for p in trainable if p.ndim >= 2}
+        groups = []
+        for scale, part in ((1.0, [p for p in trainable if id(p) not in backbone]),
+                            (self.backbone_lr_scale, [p for p in trainable if id(p) in backbone])):
+            for decayed in (True, False):
+                params = [p for p in part if (id(p) in decay_ids) == decayed]
+                if params or (decayed and scale == 1.0):
+                    groups.append({"params": params, "weight_decay": wd if decayed else 0.0,
+                                   "lr_scale": scale})
+        return groups
+
     def configure_optimizers(self) -> Any:
         optimizer, scheduler = self.build_optimizer(
             lambda: self._schedule_length(self.scheduler_interval))
@@ -192,24 +230,25 @@ class LitModule(L.LightningModule):
 
     def build_optimizer(self, total: int | Callable[[], int]) -> tuple[
             torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-        """The optimizer (weight decay on weight matrices only) and the scheduler, whose
-        ``total_steps`` / ``T_max`` is ``total`` (steps or epochs, per ``scheduler_interval``;
-        a callable is asked only when a scheduler needs it) unless the config gives it. The one construction the Trainer and the plain-PyTorch
-        reference loop (``dlbasics.plain``) both use."""
-        decay = self._decayed_params()
-        decay_ids = {id(p) for p in decay}
-        no_decay = [p for p in self.parameters() if p.requires_grad and id(p) not in decay_ids]
-        wd = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": wd}]
+        """The optimizer (groups of ``_param_groups``) and the scheduler, whose ``total_steps``
+        / ``T_max`` is ``total`` (steps or epochs, per ``scheduler_interval``; a callable is asked
+        only when a scheduler needs it) unless the config gives it. The one construction the
+        Trainer and the plain-PyTorch reference loop (``dlbasics.plain``) both use."""
+        given = getattr(self.optimizer_factory, "keywords", {})
+        groups = self._param_groups(given.get("weight_decay", 0.0))
         cls = getattr(self.optimizer_factory, "func", self.optimizer_factory)
         if getattr(cls, "splits_hidden_matrices", False):  # e.g. Muon for hidden matrices only
             hidden = {id(p) for p in self._hidden_matrices()}
-            groups = [{"params": [p for p in decay if id(p) in hidden], "weight_decay": wd,
-                       "muon": True},
-                      {"params": [p for p in decay if id(p) not in hidden], "weight_decay": wd}]
-            groups = [g for g in groups if g["params"]]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
+            split = []
+            for group in groups:
+                for muon in (True, False):
+                    params = [p for p in group["params"] if (id(p) in hidden) == muon]
+                    if params:
+                        split.append({**group, "params": params, **({"muon": True} if muon else {})})
+            groups = split
+        if "lr" in given:
+            for group in groups:
+                group["lr"] = given["lr"] * group["lr_scale"]
         optimizer = self.optimizer_factory(groups)
         factory = self.scheduler_factory
         if factory is None:
@@ -218,7 +257,9 @@ class LitModule(L.LightningModule):
         given = getattr(factory, "keywords", {})
         needed = [k for k in ("total_steps", "T_max") if k in params and k not in given]
         length = total() if needed and callable(total) else total
-        extra = {k: length for k in needed}
+        extra: dict[str, Any] = {k: length for k in needed}
+        if isinstance(given.get("max_lr"), int | float):  # one-cycle: each group's own peak
+            extra["max_lr"] = [given["max_lr"] * g["lr_scale"] for g in optimizer.param_groups]
         return optimizer, factory(optimizer, **extra)
 
     def on_train_start(self) -> None:
