@@ -17,7 +17,7 @@ import time
 import pytest
 import torch
 
-from tests.clirun import FAST, metrics_files, run, run_here
+from tests.clirun import FAST, metrics_files, run_here
 
 
 def test_train_then_resume_then_eval(tmp_path):
@@ -45,7 +45,7 @@ def test_train_then_resume_then_eval(tmp_path):
     # eval rebuilds model and data from the checkpoint alone and reproduces the test numbers
     best = torch.load(last, weights_only=True)["callbacks"]
     best_path = next(v["best_model_path"] for k, v in best.items() if "ModelCheckpoint" in k)
-    proc = run("dlbasics.eval", f"ckpt_path={best_path}", *FAST[1:], log_dir=logs)
+    proc = run_here("dlbasics.eval", f"ckpt_path={best_path}", *FAST[1:], log_dir=logs)
     assert "test metrics" in proc.stdout
     evaluated = json.loads(sorted((logs / "eval").rglob("metrics.json"))[0].read_text())
     assert evaluated["test/acc"] == pytest.approx(m["test/acc"], abs=1e-6)
@@ -83,8 +83,9 @@ def test_multirun_sweep_gives_one_folder_per_job(tmp_path):
     ids=["unknown-model"],
 )
 def test_user_errors_end_in_one_clear_message(tmp_path, args, expected):
-    """A mistake through a real process (the full table: tests/test_user_errors.py)."""
-    proc = run("dlbasics.train", *args, "trainer.max_epochs=1", *FAST, log_dir=tmp_path / "logs",
+    """A mistake through the entry point (the full table: tests/test_user_errors.py; a real
+    process: the Ctrl-C test below)."""
+    proc = run_here("dlbasics.train", *args, "trainer.max_epochs=1", *FAST, log_dir=tmp_path / "logs",
                check=False)
     assert proc.returncode == 2
     assert re.search(expected, proc.stderr, re.S), proc.stderr[-2000:]

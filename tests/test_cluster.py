@@ -16,6 +16,7 @@ from dlbasics.configs import CONF_DIR
 from tests.clirun import FAST, metrics_files, run
 
 
+@pytest.mark.slow  # ~40 s of process start-ups; the SLURM rendering below stays fast
 def test_local_launcher_runs_two_jobs_as_processes(tmp_path):
     run("dlbasics.train", "-m", "hydra/launcher=local", "model=mlp", "data=digits", "seed=1,2",
         "trainer.fast_dev_run=true", "logger=none", *FAST, log_dir=tmp_path)

@@ -12,8 +12,8 @@ from tests.clirun import FAST, metrics_files, run_here
 
 def test_every_experiment_runs_in_one_multirun(tmp_path):
     proc = run_here("dlbasics.train", "-m", "experiment=glob(*)", "trainer.fast_dev_run=true",
-                    "logger=none", "print_config=false", "data.eval_batch_size=16", *FAST,
-                    log_dir=tmp_path)
+                    "logger=none", "print_config=false", "data.eval_batch_size=16",
+                    "data.batch_size=8", "callbacks.plots=null", *FAST, log_dir=tmp_path)
     files = metrics_files(tmp_path)
     ran = {}
     for f in files:

@@ -7,16 +7,13 @@ Shakespeare characters encoded with the vocabulary of its train split.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from dlbasics.configs import CONF_DIR, PROJECT_ROOT
+from dlbasics.configs import CONF_DIR
 from dlbasics.data.chars import CharCorpus
 from dlbasics.errors import UserError
 from dlbasics.lit import LitLanguageModel
@@ -24,6 +21,7 @@ from dlbasics.models.lm_lstm import LMLSTM
 from dlbasics.models.lm_transformer import LMTransformer
 from dlbasics.models.sampling import generate, sample_next
 from dlbasics.spec import DataSpec
+from tests.clirun import call
 from tests.ondisk.chars import write_shakespeare
 
 ATOL = 1e-10
@@ -212,16 +210,13 @@ def test_eval_reproduces_the_test_loss_from_the_checkpoint(tiny_run, tmp_path):
 def test_generate_cli_streams_seeded_text(tiny_run, tmp_path):
     from dlbasics.generate import load_language_model, sample_text
 
-    cmd = [sys.executable, "-m", "dlbasics.generate", f"ckpt_path={tiny_run['ckpt']}",
-           'prompt="ROMEO: O"', "max_new_tokens=60", "temperature=0.9", "top_k=10", "seed=3",
-           f"hydra.run.dir={tmp_path}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    code, stdout, err = call("dlbasics.generate", f"ckpt_path={tiny_run['ckpt']}",
+                             'prompt="ROMEO: O"', "max_new_tokens=60", "temperature=0.9",
+                             "top_k=10", "seed=3", f"hydra.run.dir={tmp_path}")
+    assert code == 0, err
     net, vocab = load_language_model(str(tiny_run["ckpt"]))
     expected = "".join(sample_text(net, vocab, "ROMEO: O", 60, 0.9, 10, seed=3))
-    assert out.stdout == "ROMEO: O" + expected + "\n"
+    assert stdout == "ROMEO: O" + expected + "\n"
     assert len(expected) == 60 and "<pad>" not in expected and "<unk>" not in expected
     assert expected != "".join(sample_text(net, vocab, "ROMEO: O", 60, 0.9, 10, seed=4))
 

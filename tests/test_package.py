@@ -12,11 +12,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from dlbasics.configs import CONF_DIR, PROJECT_ROOT
 
 SRC = PROJECT_ROOT / "src" / "dlbasics"
 
 
+@pytest.mark.slow  # a fresh venv and a wheel build: ~50 s
 def test_wheel_installs_and_trains_from_an_empty_folder(tmp_path):
     source, wheels = tmp_path / "source", tmp_path / "wheels"  # a copy: the build leaves build/
     for part in ("src", "conf", "pyproject.toml", "README.md"):

@@ -71,7 +71,14 @@ def expected_failure(args: list[str]) -> str | None:
     return "missing" if data in DOWNLOADED else None
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def slow(command: str) -> bool:
+    """Commands whose fast twin is tested elsewhere: DDP processes (tests/test_ddp.py) and
+    bf16 on the CPU with loader workers (tests/test_cli.py)."""
+    return ("trainer=ddp" in command and "accelerator=cpu" in command) or "precision=bf16" in command
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if slow(c) else c
+                                     for c in COMMANDS])
 def test_readme_command(command, checkpoints, tmp_path, monkeypatch):
     words = shlex.split(command, comments=True)
     module, args = words[2], words[3:]
@@ -93,7 +100,7 @@ def test_readme_command(command, checkpoints, tmp_path, monkeypatch):
         if not any(a.startswith("resume=") for a in args):
             args += ["logger=none"]
         if any(a.startswith("hparams_search=") for a in args):
-            args += ["hydra.sweeper.n_trials=2"]
+            args += ["hydra.sweeper.n_trials=1"]  # 2 trials each: tests/test_search.py
     elif module == "dlbasics.eval":
         args += ["trainer.limit_test_batches=2"]
     if module != "dlbasics.aggregate":

@@ -6,8 +6,6 @@ Numerical checks run the networks in float64 (eval mode) with atol 1e-10 unless 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 
 import pytest
@@ -15,13 +13,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from dlbasics.configs import CONF_DIR, PROJECT_ROOT
+from dlbasics.configs import CONF_DIR
 from dlbasics.data.pairs import NumberWords
 from dlbasics.errors import UserError
 from dlbasics.lit.seq2seq import ExactMatch, LitSeq2Seq, sequence_metrics
 from dlbasics.models.seq2seq import Seq2Seq
 from dlbasics.models.seq2seq_transformer import TransformerSeq2Seq
 from dlbasics.translate import Translator, translate
+from tests.clirun import call
 
 ATOL = 1e-10
 RNNS = {
@@ -280,14 +279,10 @@ def test_translate_cli_end_to_end(trained, tmp_path):
     ckpt_path, _, _ = trained
     text = "seven hundred and one thousand, two hundred and thirty-four"
     png = tmp_path / "attention.png"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlbasics.translate", f"ckpt_path={ckpt_path}", f'text="{text}"',
-         "beam_size=3", f"heatmap={png}", f"paths.log_dir={tmp_path / 'logs'}"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    printed = proc.stdout.strip().splitlines()[-1]
+    code, out, err = call("dlbasics.translate", f"ckpt_path={ckpt_path}", f'text="{text}"',
+                          "beam_size=3", f"heatmap={png}", f"paths.log_dir={tmp_path / 'logs'}")
+    assert code == 0, err
+    printed = out.strip().splitlines()[-1]
     expected = Translator(str(ckpt_path))(text, beam_size=3)
     assert printed == expected["translation"] and printed
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
