@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from dlbasics.baselines import baselines
 from dlbasics.cli import register_resolvers
 from dlbasics.configs import CONF_DIR, PROJECT_ROOT
+from dlbasics.readme import splice
 
 RESULTS = PROJECT_ROOT / "results"
 README = PROJECT_ROOT / "README.md"
@@ -221,22 +222,14 @@ def table(summary: dict[str, Any], name: str) -> str:
 def rewrite_readme(summary: dict[str, Any]) -> None:
     text = README.read_text()
     for name in TABLES:
-        begin, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            _, tail = rest.split(end, 1)
-            text = f"{head}{begin}\n{table(summary, name)}\n{end}{tail}"
-    begin, end = "<!-- results:summary -->", "<!-- /results:summary -->"
-    if begin in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        hours = summary["compute_seconds"] / 3600
-        line = (f"Every figure: the test split, mean ± standard deviation over seeds "
-                f"{', '.join(map(str, summary['seeds']))}, from `make results` at commit "
-                f"{summary['generated_at_commit']} ({len(summary['rows'])} experiments, "
-                f"{hours:.1f} h of compute: each run on 1 CPU thread, 2 at a time on 2 cores). "
-                f"Fit time is the mean per seed.")
-        text = f"{head}{begin}\n{line}\n{end}{tail}"
+        text = splice(text, name, table(summary, name))
+    hours = summary["compute_seconds"] / 3600
+    line = (f"Every figure: the test split, mean ± standard deviation over seeds "
+            f"{', '.join(map(str, summary['seeds']))}, from `make results` at commit "
+            f"{summary['generated_at_commit']} ({len(summary['rows'])} experiments, "
+            f"{hours:.1f} h of compute: each run on 1 CPU thread, 2 at a time on 2 cores). "
+            f"Fit time is the mean per seed.")
+    text = splice(text, "summary", line)
     README.write_text(text)
 
 

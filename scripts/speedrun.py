@@ -33,13 +33,13 @@ import torch
 
 from dlbasics.configs import PROJECT_ROOT
 from dlbasics.data.chars import packaged_shakespeare
+from dlbasics.readme import update
 from dlbasics.speedrun import SPEEDRUNS, compose_recipe, run_lightning, run_plain, summarise
 
 NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
                "--eval_iters=20", "--log_interval=1", "--block_size=64", "--batch_size=12",
                "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000",
                "--lr_decay_iters=2000", "--dropout=0.0"]
-BEGIN, END = "<!-- speedrun:begin -->", "<!-- speedrun:end -->"
 
 
 def prepare_nanogpt(root: Path) -> None:
@@ -123,14 +123,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: Path, text: str) -> None:
-    content = readme.read_text()
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{readme} has no {BEGIN} ... {END} markers")
-    head, rest = content.split(BEGIN, 1)
-    readme.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="*", default=list(SPEEDRUNS), choices=[[], *SPEEDRUNS],
@@ -205,7 +197,7 @@ def main() -> None:
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=str))
-        update_readme(args.readme, table(results))
+        update(args.readme, "speedrun", table(results))
         print(f"wrote {args.out} and the table in {args.readme}")
 
 

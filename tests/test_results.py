@@ -9,6 +9,7 @@ import json
 import sys
 
 from dlbasics.configs import PROJECT_ROOT, choices
+from dlbasics.readme import block
 
 spec = importlib.util.spec_from_file_location("results", PROJECT_ROOT / "scripts" / "results.py")
 results = importlib.util.module_from_spec(spec)
@@ -20,9 +21,7 @@ def test_readme_tables_are_the_rendered_results():
     summary = json.loads((PROJECT_ROOT / "results" / "results.json").read_text())
     readme = (PROJECT_ROOT / "README.md").read_text()
     for name in results.TABLES:
-        begin, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
-        shown = readme.split(begin, 1)[1].split(end, 1)[0].strip()
-        assert shown == results.table(summary, name), name
+        assert block(readme, name) == results.table(summary, name), name
 
 
 def test_every_row_is_a_known_experiment_with_test_figures():
@@ -38,3 +37,16 @@ def test_every_row_is_a_known_experiment_with_test_figures():
                    for r in runs)
         values = [r["metrics"][head] for r in runs]
         assert abs(row["metrics"][head]["mean"] - sum(values) / len(values)) < 1e-12
+
+
+def test_readme_transfer_table_is_the_rendered_experiment():
+    path = PROJECT_ROOT / "scripts" / "transfer.py"
+    spec_t = importlib.util.spec_from_file_location("transfer_script", path)
+    transfer = importlib.util.module_from_spec(spec_t)
+    spec_t.loader.exec_module(transfer)
+    result = json.loads((PROJECT_ROOT / "results" / "transfer.json").read_text())
+    rendered = transfer.render(result)
+    assert block((PROJECT_ROOT / "README.md").read_text(), "transfer") == rendered
+    assert (PROJECT_ROOT / "results" / "transfer.md").read_text().strip() == rendered
+    sizes = {r["train_size"] for r in result["runs"]}
+    assert sizes == {50, 100, 500} and len({r["seed"] for r in result["runs"]}) == 3
