@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from dlbasics.readme import update
+
 RECIPES = {
     "lm": ["experiment=shakespeare_transformer", "trainer.max_steps=250", "trainer.max_epochs=1"],
     "mlp": ["model=mlp", "data=digits", "trainer.max_epochs=10"],
@@ -56,6 +58,8 @@ def main() -> None:
     parser.add_argument("--trees", nargs="+", type=Path, default=[HERE],
                         help="checkouts whose Lightning side runs (default: this one)")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every side")
+    parser.add_argument("--no-save", action="store_true",
+                        help="print only (default: results/overhead.md and the README block)")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.trees]
     lines = []
@@ -74,12 +78,20 @@ def main() -> None:
                 ref.append(plain)
         for t in trees:
             ratios = sorted(a / b for a, b in zip(light[t], ref))
-            lines.append(f"{name} [{t}]: Lightning {statistics.median(light[t]):.2f} s, plain "
+            label = name if t == HERE else f"{name} [{t}]"
+            lines.append(f"{label}: Lightning {statistics.median(light[t]):.2f} s, plain "
                          f"{statistics.median(ref):.2f} s (medians of {args.repeats}); ratio "
                          f"{statistics.median(ratios):.3f}x median, {ratios[0]:.3f}-"
                          f"{ratios[-1]:.3f} range")
             print(lines[-1], flush=True)
-    print(time.strftime("%Y-%m-%d %H:%M"), " ".join(sys.argv), *lines, sep="\n")
+    report = "\n".join([f"Measured by `python {' '.join(sys.argv)}` on "
+                        f"{time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores):", "",
+                        *(f"- {line}" for line in lines)])
+    print(report)
+    if not args.no_save and args.trees == [HERE]:
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "overhead.md").write_text(report + "\n")
+        update(HERE / "README.md", "overhead", report)
 
 
 if __name__ == "__main__":
