@@ -72,9 +72,13 @@ def expected_failure(args: list[str]) -> str | None:
 
 
 def slow(command: str) -> bool:
-    """Commands whose fast twin is tested elsewhere: DDP processes (tests/test_ddp.py) and
-    bf16 on the CPU with loader workers (tests/test_cli.py)."""
-    return ("trainer=ddp" in command and "accelerator=cpu" in command) or "precision=bf16" in command
+    """Commands whose fast twin is tested elsewhere: DDP processes (tests/test_ddp.py), bf16 on
+    the CPU with loader workers (tests/test_cli.py) and multiruns of several jobs (sweeps:
+    tests/test_cli.py, seeds: tests/test_aggregate.py, folds: tests/test_folds.py, searches:
+    tests/test_search.py, each fast)."""
+    return (("trainer=ddp" in command and "accelerator=cpu" in command)
+            or "precision=bf16" in command or "-m" in command.split()[3:]
+            or "hparams_search=" in command)
 
 
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if slow(c) else c

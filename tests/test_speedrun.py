@@ -109,7 +109,9 @@ def test_stop_at_target_checks_its_mode():
     assert StopAtTarget().target is None  # the default callback only watches
 
 
-@pytest.mark.parametrize("option", ["model.compile=true", "model.channels_last=true"])
+# compile: slow, a fresh venv's inductor compiles its C++ kernels first (~1 min on 2 cores)
+@pytest.mark.parametrize("option", [pytest.param("model.compile=true", marks=pytest.mark.slow),
+                                    "model.channels_last=true"])
 def test_runtime_options_train_on_cpu_and_keep_the_outputs(option, tmp_path):
     """compile (torch.compile, inductor on the CPU) and channels-last give the outputs of the
     plain network, keep the state-dict keys (checkpoints load either way), and train."""
