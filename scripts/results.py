@@ -200,6 +200,24 @@ def fmt(stats: dict[str, Any] | None, percent: bool) -> str:
     return f"{mean}{std}{'%' if percent else ''}"
 
 
+def metric_label(metric: str) -> str:
+    """``test/beam_exact_match`` -> "beam exact match"; other splits are named."""
+    split, name = metric.split("/", 1)
+    name = name.replace("_", " ")
+    return {"test": name, "nanogpt_val": f"{name} on nanoGPT's val split"}.get(split,
+                                                                              f"{split} {name}")
+
+
+def beaten_by_baseline(row: dict[str, Any]) -> bool:
+    """Whether the best baseline's figure is at least the neural mean (losses: at most)."""
+    head = row["metrics"].get(row["headline"][0])
+    if not head or not row["baselines"]:
+        return False
+    lower_is_better = row["headline"][0].endswith(("loss", "mae", "mse"))
+    best = (min if lower_is_better else max)(row["baselines"].values())
+    return best <= head["mean"] if lower_is_better else best >= head["mean"]
+
+
 def table(summary: dict[str, Any], name: str) -> str:
     rows = [r for r in summary["rows"] if r["table"] == name]
     percent = name not in ("language", "regression")
@@ -207,12 +225,13 @@ def table(summary: dict[str, Any], name: str) -> str:
              f"baseline, same split | fit time | parameters |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         head, *more = r["headline"]
-        extra = [f"{m.split('/', 1)[1].replace('_', ' ')} {fmt(r['metrics'].get(m), percent)}"
-                 for m in more]
+        extra = [f"{metric_label(m)} {fmt(r['metrics'].get(m), percent)}" for m in more]
         if r["note"]:
             extra.append(r["note"])
         base = ", ".join(f"{k.replace('_', ' ')} {fmt({'mean': v}, percent)}"
                          for k, v in r["baselines"].items())
+        if beaten_by_baseline(r):
+            base += " (**not beaten**)"
         lines.append(f"| {r['label']} | `experiment={r['experiment']}` | "
                      f"**{fmt(r['metrics'].get(head), percent)}** | {'; '.join(extra)} | {base} | "
                      f"{r['fit_seconds']['mean']:.0f} s | {r['parameters']:,} |")
@@ -225,8 +244,9 @@ def rewrite_readme(summary: dict[str, Any]) -> None:
         text = splice(text, name, table(summary, name))
     hours = summary["compute_seconds"] / 3600
     line = (f"Every figure: the test split, mean ± standard deviation over seeds "
-            f"{', '.join(map(str, summary['seeds']))}, from `make results` at commit "
-            f"{summary['generated_at_commit']} ({len(summary['rows'])} experiments, "
+            f"{', '.join(map(str, summary['seeds']))}, from `make results`, rendered at commit "
+            f"{summary['generated_at_commit']} (the commit of each run is in "
+            f"`results/results.csv`; {len(summary['rows'])} experiments, "
             f"{hours:.1f} h of compute: each run on 1 CPU thread, 2 at a time on 2 cores). "
             f"Fit time is the mean per seed.")
     text = splice(text, "summary", line)
