@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable
 from pathlib import Path
@@ -52,3 +53,12 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return cfg
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def _dlbasics_loggers_enabled():
+    """Hydra's job logging, configured by CLI runs in this process, disables the loggers that
+    exist then: the next test's caplog would see nothing from them."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("dlbasics"):
+            logging.getLogger(name).disabled = False

@@ -99,7 +99,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "epochs": trainer.current_epoch, "global_step": trainer.global_step})
         raise
     fit_seconds = time.perf_counter() - start
-    metrics: dict[str, Any] = to_float_dict(trainer.callback_metrics)
+    # epoch figures only: a step's loss (train/loss_step) or the learning rate (lr-*) is the
+    # value of whichever step logged last, which a resumed run may not have reached again; both
+    # stay in the CSV log
+    metrics: dict[str, Any] = {k: v for k, v in to_float_dict(trainer.callback_metrics).items()
+                               if not (k.endswith("_step") or k.startswith("lr-"))}
     stopper = trainer.early_stopping_callback
     status = next((c.stop_reason for c in trainer.callbacks if getattr(c, "stop_reason", None)),
                   "finished")
