@@ -112,26 +112,26 @@ def test_gradcam_layer_is_the_last_conv_block():
     assert cam.shape == (2, 28, 28) and (cam >= 0).all()
 
 
+def trained_checkpoint(root: Path, experiment: str, epochs: int, batches: int) -> Path:
+    """``experiment`` trained for ``epochs`` epochs of ``batches`` steps, untested: its last.ckpt."""
+    code, _, err = call("dlbasics.train", f"experiment={experiment}",
+                        f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={batches}",
+                        "trainer.limit_val_batches=2", "test=false", *QUIET,
+                        f"hydra.run.dir={root}")
+    assert code == 0, err[-2000:]
+    return root / "checkpoints" / "last.ckpt"
+
+
 @pytest.fixture(scope="module")
 def mnist_cnn(tmp_path_factory) -> Path:
     """The make-train CNN after 2 short epochs (80 steps) on real MNIST digits."""
-    root = tmp_path_factory.mktemp("explain_cnn")
-    code, _, err = call("dlbasics.train", "experiment=mnist5k_cnn", "trainer.max_epochs=2",
-                        "trainer.limit_train_batches=40", "trainer.limit_val_batches=2",
-                        "test=false", *QUIET, f"hydra.run.dir={root}")
-    assert code == 0, err[-2000:]
-    return root / "checkpoints" / "last.ckpt"
+    return trained_checkpoint(tmp_path_factory.mktemp("explain_cnn"), "mnist5k_cnn", 2, 40)
 
 
 @pytest.fixture(scope="module")
 def rt_lstm(tmp_path_factory) -> Path:
     """The rt_lstm recipe after 120 steps on the Rotten Tomatoes snippets."""
-    root = tmp_path_factory.mktemp("explain_lstm")
-    code, _, err = call("dlbasics.train", "experiment=rt_lstm", "trainer.max_epochs=1",
-                        "trainer.limit_train_batches=120", "trainer.limit_val_batches=2",
-                        "test=false", *QUIET, f"hydra.run.dir={root}")
-    assert code == 0, err[-2000:]
-    return root / "checkpoints" / "last.ckpt"
+    return trained_checkpoint(tmp_path_factory.mktemp("explain_lstm"), "rt_lstm", 1, 120)
 
 
 def sanity(ckpt: Path, method: str, n: int = 32) -> tuple[object, object]:
