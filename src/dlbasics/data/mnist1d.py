@@ -9,10 +9,7 @@ The validation split is a stratified, seeded part of the 4,000 training signals.
 
 from __future__ import annotations
 
-import logging
-import os
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,6 @@ from torch.utils.data import TensorDataset
 
 from dlbasics.data.base import DataModule, cached_arrays
 
-log = logging.getLogger("dlbasics")
 CLASS_NAMES = tuple(str(i) for i in range(10))
 KEYS = ("x", "y", "x_test", "y_test")
 

@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, Dataset, Sampler
 
-from dlbasics.data.base import DataModule, read_text
-from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
+from dlbasics.data.base import TokenDataModule, read_text
+from dlbasics.data.batching import SequenceDataset
 from dlbasics.data.splits import fixed_test_split
 from dlbasics.data.vocab import EOS, PAD, SOS, UNK, Vocab, sentence_tokenize, sentence_tokens
 from dlbasics.errors import MissingDataError, UserError
@@ -37,25 +36,21 @@ SPECIALS = (PAD, UNK, SOS, EOS)
 Pair = tuple[list[str], list[str]]  # (source tokens, target tokens)
 
 
-class PairDataModule(DataModule):
+class PairDataModule(TokenDataModule):
     """Base of translation data modules. Subclasses implement ``read()`` returning
     ``{"train": [...], "val": [...], "test": [...]}`` lists of (source tokens, target tokens).
 
     Args:
         min_freq: tokens seen fewer times in train map to ``<unk>`` (per side).
         max_vocab: at most this many entries per vocabulary, specials included.
-        bucket: group training batches by length (less padding, faster recurrent steps).
-        bucket_pool: how many batches are length-sorted together.
+        bucket, bucket_pool: length-bucketed training batches (``TokenDataModule``).
     """
 
-    input_kind = "tokens"
     task = "seq2seq"
 
-    def __init__(self, min_freq: int = 1, max_vocab: int | None = None, bucket: bool = True,
-                 bucket_pool: int = 50, **kwargs: Any) -> None:
+    def __init__(self, min_freq: int = 1, max_vocab: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.min_freq, self.max_vocab = min_freq, max_vocab
-        self.bucket, self.bucket_pool = bucket, bucket_pool
         self._pairs: dict[str, list[Pair]] | None = None
 
     def read(self) -> dict[str, list[Pair]]:
@@ -109,16 +104,6 @@ class PairDataModule(DataModule):
                 "vocab_size": len(src), "pad_index": src.pad_index, "vocab": tuple(src.itos),
                 "tgt_vocab_size": len(tgt), "tgt_pad_index": tgt.pad_index,
                 "tgt_vocab": tuple(tgt.itos)}
-
-    def collate_fn(self, batch: Any) -> Any:
-        return pad_collate(batch, pad_index=0)  # <pad> is 0 in both vocabularies
-
-    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
-        sampler = super().train_sampler(dataset)
-        if not self.bucket:
-            return sampler
-        return BucketBatchSampler(sampler, self.batch_size, lengths=dataset.lengths,  # type: ignore[attr-defined]
-                                  pool=self.bucket_pool, seed=self.seed)
 
 
 # ---- number words ---------------------------------------------------------------------------

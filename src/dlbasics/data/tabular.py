@@ -15,7 +15,6 @@ from torch.utils.data import TensorDataset
 from dlbasics.data.base import DataModule
 from dlbasics.data.splits import fixed_test_split
 
-
 # scikit-learn's names: age, sex, body mass index, mean blood pressure, six blood serum measurements
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 

@@ -12,17 +12,16 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, Dataset, Sampler
 
-from dlbasics.data.base import DataModule
-from dlbasics.data.batching import BucketBatchSampler, SequenceDataset, pad_collate
+from dlbasics.data.base import TokenDataModule
+from dlbasics.data.batching import SequenceDataset
 from dlbasics.data.vocab import TOKENIZERS, Vocab
 from dlbasics.errors import UserError
 
 Split = tuple[list[str], np.ndarray]  # (texts, int labels)
 
 
-class TextClassification(DataModule):
+class TextClassification(TokenDataModule):
     """Base of text-classification data modules.
 
     Subclasses set ``class_names`` and implement ``read()`` -> {"train": (texts, labels),
@@ -35,11 +34,9 @@ class TextClassification(DataModule):
         max_length: keep the first ``max_length`` tokens of each text; ``null``: keep them all.
             The spec's ``input_shape`` is ``(max_length,)``, or ``(0,)`` when unbounded: the
             length varies per batch either way (batches are padded to their longest text).
-        bucket: group training batches by length (less padding); false: plain shuffling.
-        bucket_pool: how many batches are length-sorted together.
+        bucket, bucket_pool: length-bucketed training batches (``TokenDataModule``).
     """
 
-    input_kind = "tokens"
     task = "classification"
     class_names: ClassVar[tuple[str, ...]]
 
@@ -49,26 +46,15 @@ class TextClassification(DataModule):
         min_freq: int = 1,
         max_size: int | None = None,
         max_length: int | None = None,
-        bucket: bool = True,
-        bucket_pool: int = 50,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if tokenizer not in ("word", "char"):
-            raise UserError(f"data.tokenizer must be 'word' or 'char', got {tokenizer!r}")
-        if max_length is not None and max_length < 1:
-            raise UserError(f"data.max_length must be positive or null, got {max_length}")
         self.tokenizer = tokenizer
         self.min_freq, self.max_size, self.max_length = min_freq, max_size, max_length
-        self.bucket, self.bucket_pool = bucket, bucket_pool
         self._splits: dict[str, Split] | None = None
 
     def read(self) -> dict[str, Split]:
         raise NotImplementedError
-
-    @property
-    def vocab(self) -> Vocab:
-        return self.require_vocab()
 
     def raw_splits(self) -> dict[str, Split]:
         """{"train", "val", "test"} -> (texts, labels): exactly the texts the model sees."""
@@ -107,13 +93,3 @@ class TextClassification(DataModule):
         return {"input_shape": (self.max_length or 0,), "num_classes": len(self.class_names),
                 "class_names": tuple(self.class_names), "vocab_size": len(vocab),
                 "pad_index": vocab.pad_index, "vocab": tuple(vocab.itos)}
-
-    def collate_fn(self, batch: Any) -> Any:
-        return pad_collate(batch, self.vocab.pad_index)
-
-    def train_sampler(self, dataset: Dataset) -> Sampler | BatchSampler:
-        sampler = super().train_sampler(dataset)
-        if not self.bucket:
-            return sampler
-        return BucketBatchSampler(sampler, self.batch_size, lengths=dataset.lengths,  # type: ignore[attr-defined]
-                                  pool=self.bucket_pool, seed=self.seed)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import bz2
 import csv
-import io
 import html
 import importlib.metadata
+import io
 import re
 from pathlib import Path
 from typing import Any
