@@ -49,6 +49,7 @@ __all__ = [
     "im2col",
     "pair",
     "resolve_padding",
+    "single",
 ]
 
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -60,6 +61,11 @@ def pair(v: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
         return (v, v)
     a, b = v
     return (int(a), int(b))
+
+
+def single(v: int | tuple[int, ...] | list[int]) -> int:
+    """``3 -> 3``; ``(3,) -> 3``."""
+    return v if isinstance(v, int) else int(v[0])
 
 
 def resolve_padding(
@@ -257,11 +263,8 @@ def conv2d_loop(x: Tensor, weight: Tensor, bias: Tensor | None = None,
 
 
 def _as_2d(stride: int | tuple[int], padding: int | tuple[int] | str, dilation: int | tuple[int]):
-    def one(v):
-        return v if isinstance(v, int) else int(v[0])
-
-    pad = padding if isinstance(padding, str) else (0, one(padding))
-    return (1, one(stride)), pad, (1, one(dilation))
+    pad = padding if isinstance(padding, str) else (0, single(padding))
+    return (1, single(stride)), pad, (1, single(dilation))
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None,

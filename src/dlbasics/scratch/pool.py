@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dlbasics.scratch.conv import pair
+from dlbasics.scratch.conv import pair, single
 
 __all__ = [
     "AvgPool2dLoop",
@@ -284,24 +284,18 @@ def avg_pool2d_loop(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: b
                       divisor_override, True)
 
 
-def _one(v) -> int:
-    return v if isinstance(v, int) else int(v[0])
-
-
 def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False, loop: bool = False):
     """1-D max pooling ``O(i) = max_p x(i*s + p*d)``: :func:`max_pool2d` on height 1."""
     stride = kernel_size if stride is None or stride == [] else stride
-    out = max_pool2d(x.unsqueeze(-2), (1, _one(kernel_size)), (1, _one(stride)), (0, _one(padding)),
-                     (1, _one(dilation)), ceil_mode, return_indices, loop)
-    if return_indices:
-        return out[0].squeeze(-2), out[1].squeeze(-2)
-    return out.squeeze(-2)
+    out = max_pool2d(x.unsqueeze(-2), (1, single(kernel_size)), (1, single(stride)),
+                     (0, single(padding)), (1, single(dilation)), ceil_mode, return_indices, loop)
+    return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
 
 
 def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, loop: bool = False) -> Tensor:
     """1-D average pooling: :func:`avg_pool2d` on height 1."""
     stride = kernel_size if stride is None or stride == [] else stride
-    return avg_pool2d(x.unsqueeze(-2), (1, _one(kernel_size)), (1, _one(stride)),
-                      (0, _one(padding)), ceil_mode, count_include_pad, None, loop).squeeze(-2)
+    return avg_pool2d(x.unsqueeze(-2), (1, single(kernel_size)), (1, single(stride)),
+                      (0, single(padding)), ceil_mode, count_include_pad, None, loop).squeeze(-2)
