@@ -205,15 +205,10 @@ class Adam(_ForeachOptimizer):
             denom = torch._foreach_sqrt(max_sqs)
         else:
             denom = torch._foreach_sqrt(exp_avg_sqs)
-        if len(set(steps)) == 1:  # the usual case: one bias correction for the whole group
-            t = steps[0]
-            torch._foreach_div_(denom, (1 - beta2**t) ** 0.5)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, value=-lr / (1 - beta1**t))
-        else:
-            torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in steps])
+        # bias corrections, one per parameter (their step counts may differ)
+        torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in steps])
 
 
 class AdamW(Adam):
