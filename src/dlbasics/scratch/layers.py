@@ -138,22 +138,22 @@ class _PoolNd(nn.Module):
 class MaxPool2d(_PoolNd):
     """Drop-in ``nn.MaxPool2d``: ``O(i, j) = max`` over the window."""
 
+    _pool = staticmethod(max_pool2d)
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x: Tensor):
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+        return self._pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
                           self.ceil_mode, self.return_indices)
 
 
 class MaxPool1d(MaxPool2d):
     """Drop-in ``nn.MaxPool1d``."""
 
-    def forward(self, x: Tensor):
-        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
+    _pool = staticmethod(max_pool1d)
 
 
 class AvgPool2d(_PoolNd):
