@@ -264,17 +264,14 @@ class _RNNBase(nn.Module):
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else out_size * directions
             for d in range(directions):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                self.register_parameter("weight_ih" + sfx,
-                                        nn.Parameter(torch.empty(gates, layer_in, **kw)))
-                self.register_parameter("weight_hh" + sfx,
-                                        nn.Parameter(torch.empty(gates, out_size, **kw)))
+                shapes = {"weight_ih": (gates, layer_in), "weight_hh": (gates, out_size)}
                 if bias:
-                    self.register_parameter("bias_ih" + sfx, nn.Parameter(torch.empty(gates, **kw)))
-                    self.register_parameter("bias_hh" + sfx, nn.Parameter(torch.empty(gates, **kw)))
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
                 if proj_size:
-                    self.register_parameter("weight_hr" + sfx, nn.Parameter(
-                        torch.empty(proj_size, hidden_size, **kw)))
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                for name, shape in shapes.items():  # registered in PyTorch's order
+                    self.register_parameter(name + sfx, nn.Parameter(torch.empty(shape, **kw)))
         self.reset_parameters()
 
     reset_parameters = _CellBase.reset_parameters  # U(-1/sqrt(H), 1/sqrt(H)) in PyTorch's order
@@ -334,9 +331,8 @@ class _RNNBase(nn.Module):
                 raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
             if int(lengths.max()) > seq_len or int(lengths.min()) < 0:
                 raise ValueError(f"lengths must lie in [0, {seq_len}]")
-            mask = torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths.to(
-                x.device).unsqueeze(0)
-            mask = mask.unsqueeze(2)
+            t = torch.arange(seq_len, device=x.device).unsqueeze(1)  # [T, 1]
+            mask = (t < lengths.to(x.device)).unsqueeze(2)  # [T, B, 1]: True while t < T_b
         step = _STEPS[self.mode]
         directions = 2 if self.bidirectional else 1
         finals: list[State] = []
