@@ -188,8 +188,7 @@ class MultiheadAttention(nn.Module):
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
         elif not self.batch_first:  # [L, B, E] -> [B, L, E], keeping the identity q is k is v
-            same_kv = key is value
-            same_qk = query is key
+            same_qk, same_kv = query is key, key is value
             query = query.transpose(0, 1)
             key = query if same_qk else key.transpose(0, 1)
             value = key if same_kv else value.transpose(0, 1)
@@ -200,9 +199,8 @@ class MultiheadAttention(nn.Module):
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(bsz, 1, -1)], dim=1)
             v = torch.cat([v, self.bias_v.expand(bsz, 1, -1)], dim=1)
-        q = q.reshape(bsz, q_len, h, d).transpose(1, 2)  # [B, h, L, d]
-        k = k.reshape(bsz, k.shape[1], h, d).transpose(1, 2)
-        v = v.reshape(bsz, v.shape[1], h, d).transpose(1, 2)
+        # [B, L or S, E] -> [B, h, L or S, d]
+        q, k, v = (t.reshape(bsz, t.shape[1], h, d).transpose(1, 2) for t in (q, k, v))
         if self.add_zero_attn:
             k = torch.cat([k, k.new_zeros(bsz, h, 1, d)], dim=2)
             v = torch.cat([v, v.new_zeros(bsz, h, 1, d)], dim=2)

@@ -41,6 +41,7 @@ from torch import Tensor
 __all__ = [
     "Conv2dIm2col",
     "Conv2dLoop",
+    "batched",
     "conv1d",
     "conv1d_loop",
     "conv2d",
@@ -49,6 +50,7 @@ __all__ = [
     "im2col",
     "pair",
     "resolve_padding",
+    "single",
 ]
 
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -60,6 +62,11 @@ def pair(v: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
         return (v, v)
     a, b = v
     return (int(a), int(b))
+
+
+def single(v: int | tuple[int, ...] | list[int]) -> int:
+    """``3 -> 3``; ``(3,) -> 3``."""
+    return v if isinstance(v, int) else int(v[0])
 
 
 def resolve_padding(
@@ -232,6 +239,14 @@ class Conv2dIm2col(torch.autograd.Function):
         return gx, gw, gb, None, None, None, None
 
 
+def batched(fn, x: Tensor, *args):
+    """Run a 4-D op (convolution, pooling) on [N, C, H, W] or unbatched [C, H, W] input."""
+    if x.dim() == 3:
+        out = fn(x.unsqueeze(0), *args)
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+    return fn(x, *args)
+
+
 def _conv2d_args(weight: Tensor, stride, padding, dilation) -> tuple:
     stride, dilation = pair(stride), pair(dilation)
     return stride, resolve_padding(padding, tuple(weight.shape[-2:]), dilation, stride), dilation
@@ -242,10 +257,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
            dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
     """Vectorised (im2col) 2-D convolution with the arguments of ``F.conv2d``; ``x`` is [N, C, H, W]
     or unbatched [C, H, W]."""
-    if x.dim() == 3:
-        return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     s, p, d = _conv2d_args(weight, stride, padding, dilation)
-    return Conv2dIm2col.apply(x, weight, bias, s, p, d, groups)
+    return batched(Conv2dIm2col.apply, x, weight, bias, s, p, d, groups)
 
 
 def conv2d_loop(x: Tensor, weight: Tensor, bias: Tensor | None = None,
@@ -257,11 +270,8 @@ def conv2d_loop(x: Tensor, weight: Tensor, bias: Tensor | None = None,
 
 
 def _as_2d(stride: int | tuple[int], padding: int | tuple[int] | str, dilation: int | tuple[int]):
-    def one(v):
-        return v if isinstance(v, int) else int(v[0])
-
-    pad = padding if isinstance(padding, str) else (0, one(padding))
-    return (1, one(stride)), pad, (1, one(dilation))
+    pad = padding if isinstance(padding, str) else (0, single(padding))
+    return (1, single(stride)), pad, (1, single(dilation))
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
@@ -269,10 +279,8 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
            dilation: int | tuple[int] = 1, groups: int = 1) -> Tensor:
     """1-D convolution ``y(i) = sum_p x(i + p) k(p)``: :func:`conv2d` on height 1; ``x`` is
     [N, C, L] or unbatched [C, L]."""
-    if x.dim() == 2:
-        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
-    s, p, d = _as_2d(stride, padding, dilation)
-    return conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, s, p, d, groups).squeeze(2)
+    s, p, d = _as_2d(stride, padding, dilation)  # height 1: [N, C, L] -> [N, C, 1, L]
+    return conv2d(x.unsqueeze(-2), weight.unsqueeze(2), bias, s, p, d, groups).squeeze(-2)
 
 
 def conv1d_loop(x: Tensor, weight: Tensor, bias: Tensor | None = None,

@@ -65,9 +65,13 @@ def add_intercept(X: Tensor) -> Tensor:
     return torch.cat([torch.ones_like(X[:, :1]), X], dim=1)
 
 
-def _l2(theta: Tensor, lam: float, penalize_intercept: bool) -> tuple[Tensor, Tensor]:
+def _add_l2(loss: Tensor, grad: Tensor, theta: Tensor, lam: float,
+            penalize_intercept: bool) -> tuple[Tensor, Tensor]:
+    """``(J + lambda/2 ||w||^2, grad J + lambda w)``; ``(J, grad J)`` unchanged if ``lam`` is 0."""
+    if not lam:
+        return loss, grad
     w = theta if penalize_intercept else torch.cat([torch.zeros_like(theta[:1]), theta[1:]])
-    return 0.5 * lam * (w * w).sum(), lam * w
+    return loss + 0.5 * lam * (w * w).sum(), grad + lam * w
 
 
 def linear_regression_loss_grad(
@@ -78,10 +82,7 @@ def linear_regression_loss_grad(
     r = X @ theta - y
     loss = (r @ r) / n
     grad = (2.0 / n) * (X.T @ r)
-    if l2:
-        pen, dpen = _l2(theta, l2, penalize_intercept)
-        loss, grad = loss + pen, grad + dpen
-    return loss, grad
+    return _add_l2(loss, grad, theta, l2, penalize_intercept)
 
 
 def logistic_regression_loss_grad(
@@ -98,10 +99,7 @@ def logistic_regression_loss_grad(
     log_p = torch.clamp(z, max=0) - torch.log1p(torch.exp(-z.abs()))  # log sigma(z)
     loss = -(log_p - (1 - y) * z).sum() / n  # y log p + (1 - y)(log p - z)
     grad = X.T @ (torch.exp(log_p) - y) / n
-    if l2:
-        pen, dpen = _l2(theta, l2, penalize_intercept)
-        loss, grad = loss + pen, grad + dpen
-    return loss, grad
+    return _add_l2(loss, grad, theta, l2, penalize_intercept)
 
 
 def softmax_regression_loss_grad(
@@ -118,10 +116,7 @@ def softmax_regression_loss_grad(
     loss = -logp.gather(1, y.unsqueeze(1)).sum() / n
     residual = torch.exp(logp) - F.one_hot(y, theta.shape[1]).to(logp.dtype)  # P - Y
     grad = X.T @ residual / n
-    if l2:
-        pen, dpen = _l2(theta, l2, penalize_intercept)
-        loss, grad = loss + pen, grad + dpen
-    return loss, grad
+    return _add_l2(loss, grad, theta, l2, penalize_intercept)
 
 
 @dataclass

@@ -21,15 +21,12 @@ MultiheadAttention     scaled dot-product attention (:mod:`.attention`)
 
 from __future__ import annotations
 
-import math
-
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlbasics.scratch.attention import MultiheadAttention
 from dlbasics.scratch.conv import conv1d, conv2d, pair
-from dlbasics.scratch.linear import Linear
+from dlbasics.scratch.linear import Linear, _Affine
 from dlbasics.scratch.losses import dropout
 from dlbasics.scratch.pool import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from dlbasics.scratch.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -53,13 +50,13 @@ __all__ = [
 ]
 
 
-class _ConvNd(nn.Module):
-    """Shared constructor of :class:`Conv1d` / :class:`Conv2d` (``nn.Conv*d``'s parameters)."""
+class _ConvNd(_Affine):
+    """``nn.Conv2d`` / ``nn.Conv1d``'s constructor, parameters and ``extra_repr``; a subclass sets
+    ``dims`` and the functional ``_conv``."""
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, kernel_size, stride,
-                 padding, dilation, groups: int, bias: bool, padding_mode: str, device,
-                 dtype) -> None:
-        super().__init__()
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
@@ -67,35 +64,24 @@ class _ConvNd(nn.Module):
                              f"got {padding_mode!r}")
 
         def tup(v):
-            return tuple(pair(v)) if dims == 2 else ((v,) if isinstance(v, int) else tuple(v))
+            return pair(v) if self.dims == 2 else ((v,) if isinstance(v, int) else tuple(v))
 
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = tup(kernel_size), tup(stride), tup(dilation)
+        kernel_size, stride = tup(kernel_size), tup(stride)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}")
-            if padding == "same" and any(s != 1 for s in self.stride):
+            if padding == "same" and any(s != 1 for s in stride):
                 raise ValueError("padding='same' is not supported for strided convolutions")
-            self.padding = padding
         else:
-            self.padding = tup(padding)
-        self.padding_mode = padding_mode
-        kw = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups,
-                                               *self.kernel_size, **kw))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels, **kw))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+            padding = tup(padding)
+        super().__init__((out_channels, in_channels // groups, *kernel_size), bias, device, dtype)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, tup(dilation)
+        self.padding, self.padding_mode = padding, padding_mode
 
-    def reset_parameters(self) -> None:
-        """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = C/groups * prod(kernel)``."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight[0].numel()
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            nn.init.uniform_(self.bias, -bound, bound)
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._pre_pad(x)
+        return self._conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def _pre_pad(self, x: Tensor) -> tuple[Tensor, object]:
         """Non-zero padding modes pad explicitly (like ``nn.Conv*d``); zeros pad in the conv."""
@@ -128,29 +114,13 @@ class _ConvNd(nn.Module):
 class Conv2d(_ConvNd):
     """Drop-in ``nn.Conv2d`` on the vectorised im2col convolution."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None) -> None:
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._pre_pad(x)
-        return conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+    dims, _conv = 2, staticmethod(conv2d)
 
 
 class Conv1d(_ConvNd):
     """Drop-in ``nn.Conv1d`` (the 2-D im2col convolution on height 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None) -> None:
-        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._pre_pad(x)
-        return conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+    dims, _conv = 1, staticmethod(conv1d)
 
 
 class _PoolNd(nn.Module):
@@ -168,22 +138,22 @@ class _PoolNd(nn.Module):
 class MaxPool2d(_PoolNd):
     """Drop-in ``nn.MaxPool2d``: ``O(i, j) = max`` over the window."""
 
+    _pool = staticmethod(max_pool2d)
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x: Tensor):
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+        return self._pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
                           self.ceil_mode, self.return_indices)
 
 
 class MaxPool1d(MaxPool2d):
     """Drop-in ``nn.MaxPool1d``."""
 
-    def forward(self, x: Tensor):
-        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
+    _pool = staticmethod(max_pool1d)
 
 
 class AvgPool2d(_PoolNd):

@@ -24,7 +24,31 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return x.matmul(weight.t()) + bias
 
 
-class Linear(nn.Module):
+class _Affine(nn.Module):
+    """A ``weight [out, ...]`` and an optional ``bias [out]``, the parameters of ``nn.Linear`` and
+    ``nn.Conv*d``, created and initialised the same way (so in the same order)."""
+
+    def __init__(self, weight_shape: tuple[int, ...], bias: bool, device, dtype) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(*weight_shape, **kw))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(weight_shape[0], **kw))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = prod(weight.shape[1:])``
+        (``in_features``, or ``C/groups * prod(kernel)`` for a convolution)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1:].numel()
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+
+class Linear(_Affine):
     """Drop-in ``nn.Linear(in_features, out_features, bias=True, device=None, dtype=None)``.
 
     Same parameters (``weight [out, in]``, ``bias [out]``) and the same initialisation, drawn in
@@ -33,21 +57,8 @@ class Linear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
+        super().__init__((out_features, in_features), bias, device, dtype)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_features, **kw))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         return linear(x, self.weight, self.bias)

@@ -86,12 +86,10 @@ def nll_loss(
     ``logp`` is ``[N, C]`` or ``[N, C, d1, ...]``; the weighted mean divides by ``sum w[y]`` over
     the targets that are not ``ignore_index``.
     """
+    target_shape = target.shape
     if logp.dim() > 2:  # [N, C, d1, ...] -> [N * d1 * ..., C]
         logp = logp.movedim(1, -1).reshape(-1, logp.shape[1])
-        target_shape = target.shape
         target = target.reshape(-1)
-    else:
-        target_shape = target.shape
     keep = target != ignore_index
     safe_target = torch.where(keep, target, torch.zeros_like(target))
     w = torch.ones_like(logp[:, 0]) if weight is None else weight.index_select(0, safe_target)
@@ -139,13 +137,9 @@ def cross_entropy(
     keep = target != ignore_index
     wlogp = logp if weight is None else logp * weight.reshape(w_shape)
     smooth = -wlogp.sum(dim=1) * keep
-    if reduction == "mean":
-        if weight is None:
-            denom = keep.sum()
-        else:
-            safe = torch.where(keep, target, torch.zeros_like(target)).reshape(-1)
-            denom = (weight.index_select(0, safe) * keep.reshape(-1)).sum()
-        smooth = smooth.sum() / denom
+    if reduction == "mean":  # the nll term's denominator: sum of w[y] over the kept targets
+        w_y = keep if weight is None else weight[torch.where(keep, target, 0)] * keep
+        smooth = smooth.sum() / w_y.sum()
     else:
         smooth = _reduce(smooth, reduction)
     return (1 - label_smoothing) * nll + label_smoothing / num_classes * smooth

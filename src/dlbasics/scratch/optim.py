@@ -47,9 +47,12 @@ from torch import Tensor
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
 
-def _check(name: str, value: float, low: float = 0.0) -> None:
-    if not value >= low:
-        raise ValueError(f"Invalid {name}: {value}")
+def _check(**hyper: float) -> None:
+    """``torch.optim``'s ``ValueError`` for a negative (or NaN) hyper-parameter."""
+    for name, value in hyper.items():
+        if not value >= 0.0:
+            label = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
+            raise ValueError(f"Invalid {label}: {value}")
 
 
 class _ForeachOptimizer(torch.optim.Optimizer):
@@ -100,9 +103,7 @@ class SGD(_ForeachOptimizer):
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False
                  ) -> None:
-        _check("learning rate", lr)
-        _check("momentum value", momentum)
-        _check("weight_decay value", weight_decay)
+        _check(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
@@ -138,9 +139,7 @@ class RMSprop(_ForeachOptimizer):
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False) -> None:
-        for name, value in (("learning rate", lr), ("epsilon value", eps), ("alpha value", alpha),
-                            ("momentum value", momentum), ("weight_decay value", weight_decay)):
-            _check(name, value)
+        _check(lr=lr, eps=eps, alpha=alpha, momentum=momentum, weight_decay=weight_decay)
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                     "momentum": momentum, "centered": centered}
         super().__init__(params, defaults)
@@ -179,9 +178,7 @@ class Adam(_ForeachOptimizer):
     def __init__(self, params: Iterable, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        _check("learning rate", lr)
-        _check("epsilon value", eps)
-        _check("weight_decay value", weight_decay)
+        _check(lr=lr, eps=eps, weight_decay=weight_decay)
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"Invalid beta parameters: {betas}")
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
@@ -208,15 +205,10 @@ class Adam(_ForeachOptimizer):
             denom = torch._foreach_sqrt(max_sqs)
         else:
             denom = torch._foreach_sqrt(exp_avg_sqs)
-        if len(set(steps)) == 1:  # the usual case: one bias correction for the whole group
-            t = steps[0]
-            torch._foreach_div_(denom, (1 - beta2**t) ** 0.5)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, value=-lr / (1 - beta1**t))
-        else:
-            torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in steps])
+        # bias corrections, one per parameter (their step counts may differ)
+        torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in steps])
 
 
 class AdamW(Adam):

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dlbasics.scratch.conv import pair
+from dlbasics.scratch.conv import batched, pair, single
 
 __all__ = [
     "AvgPool2dLoop",
@@ -244,20 +244,12 @@ class AvgPool2dLoop(torch.autograd.Function):
         return gxp[:, :, ph : ph + geo.h, pw : pw + geo.w], None, None, None, None, None, None
 
 
-def _batched(fn, x: Tensor, *args):
-    """Run a 4-D pooling on [N, C, H, W] or unbatched [C, H, W] input."""
-    if x.dim() == 3:
-        out = fn(x.unsqueeze(0), *args)
-        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
-    return fn(x, *args)
-
-
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False, loop: bool = False):
     """Max pooling with the arguments of ``F.max_pool2d`` (``loop=True``: the reference version)."""
     fn = MaxPool2dLoop if loop else MaxPool2dStrided
     stride = kernel_size if stride is None or stride == [] else stride
-    values, index = _batched(fn.apply, x, kernel_size, stride, padding, dilation, ceil_mode)
+    values, index = batched(fn.apply, x, kernel_size, stride, padding, dilation, ceil_mode)
     return (values, index) if return_indices else values
 
 
@@ -267,7 +259,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     """Average pooling with the arguments of ``F.avg_pool2d`` (``loop=True``: the reference)."""
     fn = AvgPool2dLoop if loop else AvgPool2dStrided
     stride = kernel_size if stride is None or stride == [] else stride
-    return _batched(fn.apply, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+    return batched(fn.apply, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                     divisor_override)
 
 
@@ -284,24 +276,18 @@ def avg_pool2d_loop(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: b
                       divisor_override, True)
 
 
-def _one(v) -> int:
-    return v if isinstance(v, int) else int(v[0])
-
-
 def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False, loop: bool = False):
     """1-D max pooling ``O(i) = max_p x(i*s + p*d)``: :func:`max_pool2d` on height 1."""
     stride = kernel_size if stride is None or stride == [] else stride
-    out = max_pool2d(x.unsqueeze(-2), (1, _one(kernel_size)), (1, _one(stride)), (0, _one(padding)),
-                     (1, _one(dilation)), ceil_mode, return_indices, loop)
-    if return_indices:
-        return out[0].squeeze(-2), out[1].squeeze(-2)
-    return out.squeeze(-2)
+    out = max_pool2d(x.unsqueeze(-2), (1, single(kernel_size)), (1, single(stride)),
+                     (0, single(padding)), (1, single(dilation)), ceil_mode, return_indices, loop)
+    return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
 
 
 def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, loop: bool = False) -> Tensor:
     """1-D average pooling: :func:`avg_pool2d` on height 1."""
     stride = kernel_size if stride is None or stride == [] else stride
-    return avg_pool2d(x.unsqueeze(-2), (1, _one(kernel_size)), (1, _one(stride)),
-                      (0, _one(padding)), ceil_mode, count_include_pad, None, loop).squeeze(-2)
+    return avg_pool2d(x.unsqueeze(-2), (1, single(kernel_size)), (1, single(stride)),
+                      (0, single(padding)), ceil_mode, count_include_pad, None, loop).squeeze(-2)

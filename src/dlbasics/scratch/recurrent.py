@@ -40,11 +40,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from dlbasics.scratch.linear import linear
 from dlbasics.scratch.losses import dropout as inverted_dropout
 
 __all__ = [
@@ -67,24 +69,16 @@ State = tuple[Tensor, ...]  # (h,) or (h, c)
 # ---------------------------------------------------------------------------------------------
 
 
-def _hh(h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
-    return h @ w_hh.t() if b_hh is None else torch.addmm(b_hh, h, w_hh.t())
-
-
-def _rnn_tanh_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
-                   w_hr: Tensor | None = None) -> State:
-    return (torch.tanh(xw + _hh(state[0], w_hh, b_hh)),)
-
-
-def _rnn_relu_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
-                   w_hr: Tensor | None = None) -> State:
-    return (torch.relu(xw + _hh(state[0], w_hh, b_hh)),)
+def _rnn_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
+              w_hr: Tensor | None = None, f: Callable[[Tensor], Tensor] = torch.tanh) -> State:
+    """``h' = f(xw + W_hh h + b_hh)``, ``f = tanh`` or ``relu``."""
+    return (f(xw + linear(state[0], w_hh, b_hh)),)
 
 
 def _lstm_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
                w_hr: Tensor | None = None) -> State:
     h, c = state
-    gates = xw + _hh(h, w_hh, b_hh)
+    gates = xw + linear(h, w_hh, b_hh)
     i, f, g, o = gates.chunk(4, dim=1)
     c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # f c + i g
     h = torch.sigmoid(o) * torch.tanh(c)
@@ -97,7 +91,7 @@ def _gru_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
               w_hr: Tensor | None = None) -> State:
     (h,) = state
     x_r, x_z, x_n = xw.chunk(3, dim=1)
-    h_r, h_z, h_n = _hh(h, w_hh, b_hh).chunk(3, dim=1)
+    h_r, h_z, h_n = linear(h, w_hh, b_hh).chunk(3, dim=1)
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
@@ -106,8 +100,8 @@ def _gru_step(xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
 
 Step = Callable[..., State]
 _STEPS: dict[str, Step] = {
-    "RNN_TANH": _rnn_tanh_step,
-    "RNN_RELU": _rnn_relu_step,
+    "RNN_TANH": _rnn_step,
+    "RNN_RELU": partial(_rnn_step, f=torch.relu),
     "LSTM": _lstm_step,
     "GRU": _gru_step,
 }
@@ -136,8 +130,7 @@ def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | No
 def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
               b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One LSTM step: ``(h, c) -> (h', c')`` (gate order i, f, g, o)."""
-    h, c = _lstm_step(_project(x, w_ih, b_ih), state, w_hh, b_hh)
-    return h, c
+    return _lstm_step(_project(x, w_ih, b_ih), state, w_hh, b_hh)
 
 
 def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
@@ -271,24 +264,17 @@ class _RNNBase(nn.Module):
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else out_size * directions
             for d in range(directions):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                self.register_parameter("weight_ih" + sfx,
-                                        nn.Parameter(torch.empty(gates, layer_in, **kw)))
-                self.register_parameter("weight_hh" + sfx,
-                                        nn.Parameter(torch.empty(gates, out_size, **kw)))
+                shapes = {"weight_ih": (gates, layer_in), "weight_hh": (gates, out_size)}
                 if bias:
-                    self.register_parameter("bias_ih" + sfx, nn.Parameter(torch.empty(gates, **kw)))
-                    self.register_parameter("bias_hh" + sfx, nn.Parameter(torch.empty(gates, **kw)))
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
                 if proj_size:
-                    self.register_parameter("weight_hr" + sfx, nn.Parameter(
-                        torch.empty(proj_size, hidden_size, **kw)))
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                for name, shape in shapes.items():  # registered in PyTorch's order
+                    self.register_parameter(name + sfx, nn.Parameter(torch.empty(shape, **kw)))
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter in registration order, like PyTorch."""
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
-        for p in self.parameters():
-            nn.init.uniform_(p, -stdv, stdv)
+    reset_parameters = _CellBase.reset_parameters  # U(-1/sqrt(H), 1/sqrt(H)) in PyTorch's order
 
     def flatten_parameters(self) -> None:
         """No-op, for compatibility: there is no cuDNN flat weight buffer to compact."""
@@ -345,9 +331,8 @@ class _RNNBase(nn.Module):
                 raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
             if int(lengths.max()) > seq_len or int(lengths.min()) < 0:
                 raise ValueError(f"lengths must lie in [0, {seq_len}]")
-            mask = torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths.to(
-                x.device).unsqueeze(0)
-            mask = mask.unsqueeze(2)
+            t = torch.arange(seq_len, device=x.device).unsqueeze(1)  # [T, 1]
+            mask = (t < lengths.to(x.device)).unsqueeze(2)  # [T, B, 1]: True while t < T_b
         step = _STEPS[self.mode]
         directions = 2 if self.bidirectional else 1
         finals: list[State] = []
