@@ -43,7 +43,7 @@ class Positions(nn.Module):
         elif kind == "sinusoidal":
             self.register_buffer("table", sinusoidal_positions(max_len, dim), persistent=False)
         else:
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {kind!r}")
+            raise ValueError(f"model.positional must be 'sinusoidal' or 'learned', got {kind!r}")
         self.max_len = max_len
 
     def forward(self, length: int, start: int = 0) -> Tensor:

@@ -66,9 +66,6 @@ class LMTransformer(LanguageModel):
 
     def _run(self, idx: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, Cache]:
         past = 0 if cache is None else cache[0].size(1)
-        if past + idx.size(1) > self.block_size:
-            raise ValueError(f"{past + idx.size(1)} positions exceed the context of block_size="
-                             f"{self.block_size}: crop the input to its last {self.block_size}")
         x = self.drop(self.wte(idx) + self.positions(idx.size(1), start=past))
         new_cache = []
         for i, block in enumerate(self.blocks):

@@ -34,7 +34,6 @@ from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
 
 CELLS = {"gru": "GRU", "lstm": "LSTM"}
-ATTENTIONS = ("bahdanau", "luong", "none")
 
 
 class Attention(nn.Module):
@@ -91,11 +90,6 @@ class Seq2Seq(EncoderDecoder):
             dropout: on embeddings, between stacked layers, and before the output layer.
         """
         super().__init__(spec)
-        if cell not in CELLS:
-            raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if attention not in ATTENTIONS:
-            raise ValueError(f"model.attention must be one of {list(ATTENTIONS)}, "
-                             f"got {attention!r}")
         lib = layer_library(impl)
         self.impl, self.cell, self.kind = impl, cell, attention
         dirs = 2 if bidirectional else 1

@@ -55,8 +55,6 @@ class TransformerClassifier(SequenceClassifier):
                          freeze_embeddings, signal_kernel, impl)
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be divisible by model.heads={heads}")
-        if positional not in ("sinusoidal", "learned"):
-            raise ValueError(f"model.positional must be 'sinusoidal' or 'learned', got {positional!r}")
         longest = spec.input_shape[-1]  # signals: L; tokens: the data's max_length (0: unbounded)
         if longest > max_len:
             what = "signals have" if spec.input_kind == "signal" else "data keeps up to"
