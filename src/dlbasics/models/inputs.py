@@ -12,7 +12,6 @@ import gzip
 import logging
 import math
 from pathlib import Path
-from typing import IO
 
 import torch
 from torch import nn
@@ -24,12 +23,6 @@ from dlbasics.spec import DataSpec
 
 log = logging.getLogger("dlbasics")
 SPECIALS = frozenset({PAD, UNK, SOS, EOS})
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
 
 
 def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch.Tensor]:
@@ -46,7 +39,8 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch
                         f"GloVe/word2vec text file (e.g. glove.6B.100d.txt), or set it to null.")
     found: dict[str, torch.Tensor] = {}
     file_dim: int | None = None
-    with _open_text(p) as f:
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt", encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f):
             parts = line.rstrip().split(" ")
             if n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts):
