@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dlbasics.errors import IncompatibleDataError
 from dlbasics.spec import DataSpec
@@ -31,6 +32,21 @@ def layer_library(impl: Impl) -> ModuleType:
 
         return layers
     raise ValueError(f"model.impl must be 'torch' or 'scratch', got {impl!r}")
+
+
+def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, impl: Impl
+            ) -> tuple[torch.Tensor, Any]:
+    """A batch-first RNN over right-padded sequences x (B, L, D) of ``lengths`` real steps
+    (None: unpadded): packed for ``torch.nn``, the scratch layers' ``lengths=`` argument (the
+    same semantics). Returns the outputs (B, L, H * dirs) and the final state."""
+    if lengths is None:
+        return rnn(x)
+    if impl == "scratch":
+        return rnn(x, lengths=lengths)
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return out, state
 
 
 class Network(nn.Module):

@@ -27,9 +27,8 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import Impl, layer_library
+from dlbasics.models.base import Impl, layer_library, run_rnn
 from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
 
@@ -115,14 +114,8 @@ class Seq2Seq(EncoderDecoder):
     # ---- encoder --------------------------------------------------------------------------------
     def encode(self, src: Tensor) -> tuple[Memory, Any]:
         mask = src != self.src_pad
-        lengths = mask.sum(1)
-        x = self.drop(self.src_embed(src))
-        if self.impl == "torch":
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, final = self.encoder(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        else:
-            out, final = self.encoder(x, lengths=lengths)
+        x = self.drop(self.src_embed(src))  # (B, S, embed_dim)
+        out, final = run_rnn(self.encoder, x, mask.sum(1), self.impl)  # out: (B, S, dim)
         if self.cell == "lstm":
             h, c = final
             state: Any = (torch.tanh(self.bridge(self._join(h))), self.bridge_cell(self._join(c)))
