@@ -125,8 +125,7 @@ class Seq2Seq(EncoderDecoder):
         if self.attention is not None:
             memory["keys"] = self.attention.keys(out)
         else:
-            top = state[0] if isinstance(state, tuple) else state
-            memory["context"] = top[-1]
+            memory["context"] = self._top(state)
         return memory, state
 
     def _join(self, h: Tensor) -> Tensor:
@@ -143,10 +142,11 @@ class Seq2Seq(EncoderDecoder):
         feats = [s, ctx] + ([emb] if self.kind != "luong" else [])
         return self.head(self.drop(torch.tanh(self.combine(torch.cat(feats, -1)))))
 
-    def _step(self, y: Tensor, state: Any, memory: Memory
-              ) -> tuple[Tensor, Any, Tensor | None]:
-        """One token y (B,) -> logits (B, V), new state, attention (B, S) or None."""
-        emb = self.drop(self.tgt_embed(y))[:, None]  # (B, 1, E)
+    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
+                    ) -> tuple[Tensor, Any, Tensor | None]:
+        """The last token of ``prefix`` (B, t), after ``state`` -> logits (B, V), new state,
+        attention (B, S) or None."""
+        emb = self.drop(self.tgt_embed(prefix[:, -1:]))  # (B, 1, E)
         attn = None
         if self.kind == "bahdanau":
             ctx, attn = self.attention(self._top(state)[:, None], memory)
@@ -160,10 +160,6 @@ class Seq2Seq(EncoderDecoder):
         logits = self._output(out, ctx, emb)[:, 0]
         return logits, state, None if attn is None else attn[:, 0]
 
-    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
-                    ) -> tuple[Tensor, Any, Tensor | None]:
-        return self._step(prefix[:, -1], state, memory)
-
     def forward(self, src: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0) -> Tensor:
         """src (B, S), tgt_in (B, T) = <sos> y_1 ... -> logits (B, T, V) for y_1 ... <eos>."""
         memory, state = self.encode(src)
@@ -171,7 +167,7 @@ class Seq2Seq(EncoderDecoder):
             return self._forward_parallel(tgt_in, state, memory)
         logits, y = [], tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
-            out, state, _ = self._step(y, state, memory)
+            out, state, _ = self.decode_step(y[:, None], state, memory)
             logits.append(out)
             if t + 1 < tgt_in.size(1):
                 y = tgt_in[:, t + 1]
