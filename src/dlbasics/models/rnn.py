@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 
 from dlbasics.models.base import Impl, layer_library, run_rnn
+from dlbasics.models.blocks import masked_pool
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
@@ -76,5 +77,5 @@ class RNNClassifier(SequenceClassifier):
         if self.pool == "last":  # the top layer's final state of each direction
             feats = torch.cat(list(h_n[-self.num_directions:]), dim=-1)
         else:
-            feats = self.pool_steps(out, valid)
+            feats = masked_pool(out, valid, self.pool)
         return self.drop(feats)

@@ -18,7 +18,7 @@ from torch import nn
 
 from dlbasics.errors import UserError
 from dlbasics.models.base import Impl, layer_library
-from dlbasics.models.blocks import Positions, TransformerBlock
+from dlbasics.models.blocks import Positions, TransformerBlock, masked_pool
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
@@ -101,4 +101,4 @@ class TransformerClassifier(SequenceClassifier):
         h, pad = self.encode(x)
         if self.cls is not None:
             return h[:, 0]
-        return self.pool_steps(h, None if pad is None else ~pad)
+        return masked_pool(h, None if pad is None else ~pad, self.pool)
