@@ -50,24 +50,25 @@ def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, impl:
 
 
 class Network(nn.Module):
-    """Base class: declares what data a network can consume and the features/head interface."""
+    """Base class: declares what data a network can consume (``__init__(spec)`` refuses other
+    data) and the features/head interface."""
 
     input_kinds: ClassVar[frozenset[str]] = frozenset()
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
 
     head: nn.Linear
 
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        if not self.accepts(spec.input_kind, spec.task):
+            raise IncompatibleDataError(
+                f"{type(self).__name__} takes {sorted(self.input_kinds)} inputs for "
+                f"{sorted(self.tasks)}, but the data gives {spec.input_kind} inputs for {spec.task}"
+            )
+
     @classmethod
     def accepts(cls, input_kind: str, task: str) -> bool:
         return input_kind in cls.input_kinds and task in cls.tasks
-
-    @classmethod
-    def check_spec(cls, spec: DataSpec) -> None:
-        if not cls.accepts(spec.input_kind, spec.task):
-            raise IncompatibleDataError(
-                f"{cls.__name__} takes {sorted(cls.input_kinds)} inputs for {sorted(cls.tasks)}, "
-                f"but the data gives {spec.input_kind} inputs for {spec.task}"
-            )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

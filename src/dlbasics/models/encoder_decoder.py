@@ -32,8 +32,7 @@ class EncoderDecoder(Network):
     tasks = frozenset({"seq2seq"})
 
     def __init__(self, spec: DataSpec) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         vocab = list(spec.tgt_vocab or ())
         if not {SOS, EOS} <= set(vocab):
             raise ValueError("a seq2seq spec needs a target vocabulary with <sos> and <eos>")

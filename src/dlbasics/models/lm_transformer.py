@@ -39,8 +39,7 @@ class LMTransformer(LanguageModel):
     ) -> None:
         """``block_size``: the longest context (position embeddings); default: the data's window.
         ``bias``: biases in the Linear layers and LayerNorms (nanoGPT: none)."""
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         if n_embd % n_head:
             raise UserError(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
         lib = layer_library(impl)

@@ -31,8 +31,7 @@ class SequenceClassifier(Network):
     def __init__(self, spec: DataSpec, embed_dim: int, dropout: float, pool: str,
                  pretrained_embeddings: str | None, freeze_embeddings: bool, signal_kernel: int,
                  impl: Impl) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         if pool not in self.pools:
             raise ValueError(f"model.pool must be one of {list(self.pools)}, got {pool!r}")
         self.pool, self.impl = pool, impl
