@@ -35,15 +35,12 @@ def sample_next(
 
     ``temperature`` divides the logits (< 1 sharper, > 1 flatter); ``top_k`` keeps the k most
     likely tokens (``top_k=1`` is greedy decoding); ``suppress`` ids are never sampled (e.g. <pad>).
+    ``dlbasics.validation`` checks both options (temperature > 0, top_k >= 1).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy), got {temperature}")
     logits = logits.float() / temperature
     if suppress:
         logits[:, list(suppress)] = float("-inf")
     if top_k is not None and top_k < logits.size(-1):
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
