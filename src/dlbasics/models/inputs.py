@@ -43,17 +43,15 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch
     with opener(p, "rt", encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f):
             parts = line.rstrip().split(" ")
-            if n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts):
-                file_dim = int(parts[1])  # word2vec header: "<num words> <dim>"
-                if file_dim != dim:
-                    break
-                continue
             if len(parts) < 2:
                 continue
-            if file_dim is None:
-                file_dim = len(parts) - 1
+            if file_dim is None:  # the first line: a vector, or word2vec's "<num words> <dim>"
+                header = n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts)
+                file_dim = int(parts[1]) if header else len(parts) - 1
                 if file_dim != dim:
                     break
+                if header:
+                    continue
             if len(parts) <= file_dim:
                 raise UserError(f"{p}, line {n + 1} has {len(parts) - 1} numbers, not {file_dim} "
                                 f"(a truncated file?)")
@@ -156,12 +154,11 @@ def sequence_input(
     impl: Impl = "torch",
     signal_kernel: int = 1,
 ) -> TokenEmbedding | SignalProjection:
-    """The input layer for ``spec.input_kind``; its forward returns ``(sequence, pad_mask)``."""
+    """The input layer for ``spec.input_kind`` (``tokens`` or ``signal``, all a sequence model
+    accepts); its forward returns ``(sequence, pad_mask)``."""
     if spec.input_kind == "tokens":
         return TokenEmbedding(spec, dim, pretrained, freeze)
     if pretrained or freeze:
         raise UserError("model.pretrained_embeddings/freeze_embeddings apply to token inputs, "
                         f"but the data gives {spec.input_kind} inputs: set them to null/false.")
-    if spec.input_kind == "signal":
-        return SignalProjection(spec, dim, impl, signal_kernel)
-    raise ValueError(f"no sequence input layer for {spec.input_kind} inputs")
+    return SignalProjection(spec, dim, impl, signal_kernel)
