@@ -1,11 +1,6 @@
-"""Autoregressive sampling shared by every language model (``lm_transformer``, ``lm_lstm``).
-
-A language model here is a module with
-    ``model(idx) -> logits (B, T, V)``                  (every position, from scratch),
-    ``model.step(idx, state) -> (logits, state)``       (only the new tokens ``idx``, given the
-                                                        state of the tokens before them: a KV cache
-                                                        or an LSTM's (h, c); ``state=None`` starts),
-    ``model.block_size``                                (the longest context it accepts; None: any).
+"""Autoregressive sampling shared by every language model (``lm_transformer``, ``lm_lstm``): a
+``base.LanguageModel``, whose ``model(idx)`` scores every position from scratch and
+``model.step(idx, state)`` only the new tokens, given the state (cache) of those before them.
 
 With ``use_cache`` each new token costs one ``step`` on that token alone. A Transformer's context
 holds ``block_size`` positions (learned absolute position embeddings): once the text is longer,
