@@ -104,7 +104,7 @@ class Seq2Seq(EncoderDecoder):
         if cell == "lstm":
             self.bridge_cell = lib.Linear(dim, dim)
         self.attention = None if attention == "none" else Attention(
-            "additive" if attention == "bahdanau" else luong_score, dim, lib)
+            {"bahdanau": "additive", "luong": luong_score}[attention], dim, lib)
         reads_context = attention != "luong"  # the context enters the RNN (and the output)
         self.decoder = rnn(embed_dim + (dim if reads_context else 0), dim, num_layers=num_layers,
                            batch_first=True, dropout=between)
