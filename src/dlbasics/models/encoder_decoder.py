@@ -148,8 +148,7 @@ class EncoderDecoder(Network):
             if not keep:
                 ys = ys[:0]
                 break
-            parents = torch.tensor([p for p, _ in keep], device=device)
-            toks = torch.tensor([t for _, t in keep], device=device)
+            parents, toks = torch.tensor(keep, device=device).unbind(1)
             scores = cand[parents * vocab + toks]
             ys = torch.cat([ys[parents], toks[:, None]], dim=1)
             state = self.reorder_state(state, parents)
