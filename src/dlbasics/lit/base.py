@@ -91,12 +91,8 @@ class LitModule(L.LightningModule):
         if self.spec.task == "classification":
             loss = F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
             return loss, out.detach(), y, torch.tensor(len(y))
-        loss = F.mse_loss(out, y)
-        pred, target = out.detach(), y
-        if self.spec.target_std is not None:  # metrics in the target's original units
-            pred = pred * self.target_std + self.target_mean
-            target = target * self.target_std + self.target_mean
-        return loss, pred.flatten(), target.flatten(), torch.tensor(len(y))
+        pred, target = self.original_units(out.detach()), self.original_units(y)  # for metrics
+        return F.mse_loss(out, y), pred.flatten(), target.flatten(), torch.tensor(len(y))
 
     # ---- the shared loop ------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,9 +175,11 @@ class LitModule(L.LightningModule):
         out = self(x)
         if self.spec.task == "classification":
             return out.softmax(-1)
-        if self.spec.target_std is not None:
-            out = out * self.target_std + self.target_mean
-        return out
+        return self.original_units(out)
+
+    def original_units(self, y: torch.Tensor) -> torch.Tensor:
+        """Regression values in the target's units (the data module may standardise targets)."""
+        return y if self.spec.target_std is None else y * self.target_std + self.target_mean
 
     # ---- optimisation -----------------------------------------------------------------------------
     def _decayed_params(self) -> list[nn.Parameter]:

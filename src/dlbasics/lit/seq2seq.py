@@ -62,8 +62,6 @@ class LitSeq2Seq(LitModule):
             options: those of ``LitModule`` (optimizer, scheduler, l1, label_smoothing).
         """
         super().__init__(net, spec, **options)
-        if not 0.0 <= teacher_forcing <= 1.0:
-            raise ValueError(f"module.teacher_forcing must be in [0, 1], got {teacher_forcing}")
         self.teacher_forcing = teacher_forcing
         self.test_beam_size = test_beam_size
         self.length_penalty = length_penalty

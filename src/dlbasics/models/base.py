@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dlbasics.errors import IncompatibleDataError
 from dlbasics.spec import DataSpec
@@ -33,25 +34,41 @@ def layer_library(impl: Impl) -> ModuleType:
     raise ValueError(f"model.impl must be 'torch' or 'scratch', got {impl!r}")
 
 
+def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, impl: Impl
+            ) -> tuple[torch.Tensor, Any]:
+    """A batch-first RNN over right-padded sequences x (B, L, D) of ``lengths`` real steps
+    (None: unpadded): packed for ``torch.nn``, the scratch layers' ``lengths=`` argument (the
+    same semantics). Returns the outputs (B, L, H * dirs) and the final state."""
+    if lengths is None:
+        return rnn(x)
+    if impl == "scratch":
+        return rnn(x, lengths=lengths)
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return out, state
+
+
 class Network(nn.Module):
-    """Base class: declares what data a network can consume and the features/head interface."""
+    """Base class: declares what data a network can consume (``__init__(spec)`` refuses other
+    data) and the features/head interface."""
 
     input_kinds: ClassVar[frozenset[str]] = frozenset()
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
 
     head: nn.Linear
 
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        if not self.accepts(spec.input_kind, spec.task):
+            raise IncompatibleDataError(
+                f"{type(self).__name__} takes {sorted(self.input_kinds)} inputs for "
+                f"{sorted(self.tasks)}, but the data gives {spec.input_kind} inputs for {spec.task}"
+            )
+
     @classmethod
     def accepts(cls, input_kind: str, task: str) -> bool:
         return input_kind in cls.input_kinds and task in cls.tasks
-
-    @classmethod
-    def check_spec(cls, spec: DataSpec) -> None:
-        if not cls.accepts(spec.input_kind, spec.task):
-            raise IncompatibleDataError(
-                f"{cls.__name__} takes {sorted(cls.input_kinds)} inputs for {sorted(cls.tasks)}, "
-                f"but the data gives {spec.input_kind} inputs for {spec.task}"
-            )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -92,6 +109,4 @@ class LanguageModel(Network):
 def activation(name: Activation) -> nn.Module:
     table = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
              "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
-    if name not in table:
-        raise ValueError(f"activation must be one of {sorted(table)}, got {name!r}")
-    return table[name]()
+    return table[name]()  # dlbasics.validation checks model.act against ``Activation``

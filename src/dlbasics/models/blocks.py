@@ -43,7 +43,7 @@ class Positions(nn.Module):
         elif kind == "sinusoidal":
             self.register_buffer("table", sinusoidal_positions(max_len, dim), persistent=False)
         else:
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {kind!r}")
+            raise ValueError(f"model.positional must be 'sinusoidal' or 'learned', got {kind!r}")
         self.max_len = max_len
 
     def forward(self, length: int, start: int = 0) -> Tensor:
@@ -119,8 +119,6 @@ class TransformerBlock(nn.Module):
 
 def masked_pool(h: Tensor, valid: Tensor | None, how: str) -> Tensor:
     """Mean or max of (B, L, D) over the steps where ``valid`` (B, L) is True (all if None)."""
-    if how not in ("mean", "max"):
-        raise ValueError(f"pooling must be 'mean' or 'max', got {how!r}")
     if valid is None:
         return h.mean(1) if how == "mean" else h.amax(1)
     real = valid.unsqueeze(-1)

@@ -35,8 +35,7 @@ class CNN(Network):
         global_pool: bool = False,
         impl: Impl = "torch",
     ) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         lib = layer_library(impl)
         two_d = spec.input_kind == "image"
         conv = lib.Conv2d if two_d else lib.Conv1d

@@ -1,9 +1,6 @@
-"""The encoder-decoder interface and the decoding every encoder-decoder shares.
-
-A subclass implements ``encode(src) -> (memory, state)``, ``decode_step(prefix, state, memory) ->
-(logits (B, V) of the next token, state, attention (B, S) or None)`` and ``forward(src, tgt_in,
-teacher_forcing) -> logits (B, T, V)``; ``greedy_decode`` and ``beam_search`` work on top of
-those, returning tokens and the attention weights of each output token over the source.
+"""The encoder-decoder interface (``EncoderDecoder``) and the decoding every encoder-decoder
+shares: ``greedy_decode`` and ``beam_search`` return tokens and the attention weights of each
+output token over the source.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from dlbasics.data.vocab import EOS, SOS, UNK
 from dlbasics.models.base import Network
@@ -34,8 +32,7 @@ class EncoderDecoder(Network):
     tasks = frozenset({"seq2seq"})
 
     def __init__(self, spec: DataSpec) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         vocab = list(spec.tgt_vocab or ())
         if not {SOS, EOS} <= set(vocab):
             raise ValueError("a seq2seq spec needs a target vocabulary with <sos> and <eos>")
@@ -117,17 +114,10 @@ class EncoderDecoder(Network):
             results.append(self._beam_one({k: v[one] for k, v in memory.items()},
                                           self.reorder_state(state, one), beam_size, max_len,
                                           length_penalty))
-        width = max(len(t) for t, _ in results)
-        tokens = torch.full((len(results), width), self.tgt_pad, dtype=torch.long,
-                            device=src.device)
-        for i, (t, _) in enumerate(results):
-            tokens[i, : len(t)] = t
+        tokens = pad_sequence([t for t, _ in results], batch_first=True, padding_value=self.tgt_pad)
         if results[0][1] is None:
             return tokens, None
-        attn = results[0][1].new_zeros(len(results), width, src.size(1))
-        for i, (t, a) in enumerate(results):
-            attn[i, : len(t)] = a
-        return tokens, attn
+        return tokens, pad_sequence([a for _, a in results], batch_first=True)  # 0 after <eos>
 
     def _beam_one(self, memory: Memory, state: Any, k: int, max_len: int, alpha: float
                   ) -> tuple[Tensor, Tensor | None]:
@@ -158,8 +148,7 @@ class EncoderDecoder(Network):
             if not keep:
                 ys = ys[:0]
                 break
-            parents = torch.tensor([p for p, _ in keep], device=device)
-            toks = torch.tensor([t for _, t in keep], device=device)
+            parents, toks = torch.tensor(keep, device=device).unbind(1)
             scores = cand[parents * vocab + toks]
             ys = torch.cat([ys[parents], toks[:, None]], dim=1)
             state = self.reorder_state(state, parents)

@@ -12,7 +12,6 @@ import gzip
 import logging
 import math
 from pathlib import Path
-from typing import IO
 
 import torch
 from torch import nn
@@ -24,12 +23,6 @@ from dlbasics.spec import DataSpec
 
 log = logging.getLogger("dlbasics")
 SPECIALS = frozenset({PAD, UNK, SOS, EOS})
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
 
 
 def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch.Tensor]:
@@ -46,20 +39,19 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch
                         f"GloVe/word2vec text file (e.g. glove.6B.100d.txt), or set it to null.")
     found: dict[str, torch.Tensor] = {}
     file_dim: int | None = None
-    with _open_text(p) as f:
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt", encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f):
             parts = line.rstrip().split(" ")
-            if n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts):
-                file_dim = int(parts[1])  # word2vec header: "<num words> <dim>"
-                if file_dim != dim:
-                    break
-                continue
             if len(parts) < 2:
                 continue
-            if file_dim is None:
-                file_dim = len(parts) - 1
+            if file_dim is None:  # the first line: a vector, or word2vec's "<num words> <dim>"
+                header = n == 0 and len(parts) == 2 and all(s.isdigit() for s in parts)
+                file_dim = int(parts[1]) if header else len(parts) - 1
                 if file_dim != dim:
                     break
+                if header:
+                    continue
             if len(parts) <= file_dim:
                 raise UserError(f"{p}, line {n + 1} has {len(parts) - 1} numbers, not {file_dim} "
                                 f"(a truncated file?)")
@@ -162,12 +154,11 @@ def sequence_input(
     impl: Impl = "torch",
     signal_kernel: int = 1,
 ) -> TokenEmbedding | SignalProjection:
-    """The input layer for ``spec.input_kind``; its forward returns ``(sequence, pad_mask)``."""
+    """The input layer for ``spec.input_kind`` (``tokens`` or ``signal``, all a sequence model
+    accepts); its forward returns ``(sequence, pad_mask)``."""
     if spec.input_kind == "tokens":
         return TokenEmbedding(spec, dim, pretrained, freeze)
     if pretrained or freeze:
         raise UserError("model.pretrained_embeddings/freeze_embeddings apply to token inputs, "
                         f"but the data gives {spec.input_kind} inputs: set them to null/false.")
-    if spec.input_kind == "signal":
-        return SignalProjection(spec, dim, impl, signal_kernel)
-    raise ValueError(f"no sequence input layer for {spec.input_kind} inputs")
+    return SignalProjection(spec, dim, impl, signal_kernel)

@@ -33,8 +33,7 @@ class LMLSTM(LanguageModel):
         tie_weights: bool = True,
         impl: Impl = "torch",
     ) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         if tie_weights and hidden != n_embd:
             raise UserError(f"model.tie_weights=true needs model.hidden == model.n_embd "
                              f"(got {hidden} and {n_embd}), or set model.tie_weights=false")

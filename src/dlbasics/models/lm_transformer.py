@@ -39,8 +39,7 @@ class LMTransformer(LanguageModel):
     ) -> None:
         """``block_size``: the longest context (position embeddings); default: the data's window.
         ``bias``: biases in the Linear layers and LayerNorms (nanoGPT: none)."""
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         if n_embd % n_head:
             raise UserError(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
         lib = layer_library(impl)
@@ -66,9 +65,6 @@ class LMTransformer(LanguageModel):
 
     def _run(self, idx: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, Cache]:
         past = 0 if cache is None else cache[0].size(1)
-        if past + idx.size(1) > self.block_size:
-            raise ValueError(f"{past + idx.size(1)} positions exceed the context of block_size="
-                             f"{self.block_size}: crop the input to its last {self.block_size}")
         x = self.drop(self.wte(idx) + self.positions(idx.size(1), start=past))
         new_cache = []
         for i, block in enumerate(self.blocks):

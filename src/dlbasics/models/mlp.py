@@ -26,8 +26,7 @@ class MLP(Network):
         batch_norm: bool = False,
         impl: Impl = "torch",
     ) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         lib = layer_library(impl)
         layers: list[nn.Module] = [nn.Flatten()]
         width = spec.input_dim

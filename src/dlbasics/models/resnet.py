@@ -48,8 +48,7 @@ class ResNet(Network):
         dropout: float = 0.0,
         impl: Impl = "torch",
     ) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         lib = layer_library(impl)
         self.stem = nn.Sequential(
             lib.Conv2d(spec.input_shape[0], widths[0], 3, padding=1, bias=False),

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import Impl, layer_library
+from dlbasics.models.base import Impl, layer_library, run_rnn
+from dlbasics.models.blocks import masked_pool
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
@@ -68,15 +68,7 @@ class RNNClassifier(SequenceClassifier):
             valid = torch.arange(pad.shape[1], device=pad.device) < lengths.unsqueeze(1)
             if (valid == pad)[:, 1:].any():
                 raise ValueError("RNNClassifier expects right-padded sequences (pads at the end)")
-        if lengths is None:
-            out, state = self.rnn(seq)
-        elif self.impl == "torch":
-            packed = pack_padded_sequence(seq, lengths.cpu(), batch_first=True,
-                                          enforce_sorted=False)
-            out, state = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq.shape[1])
-        else:
-            out, state = self.rnn(seq, lengths=lengths)
+        out, state = run_rnn(self.rnn, seq, lengths, self.impl)
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
         return out, h_n, valid
 
@@ -85,5 +77,5 @@ class RNNClassifier(SequenceClassifier):
         if self.pool == "last":  # the top layer's final state of each direction
             feats = torch.cat(list(h_n[-self.num_directions:]), dim=-1)
         else:
-            feats = self.pool_steps(out, valid)
+            feats = masked_pool(out, valid, self.pool)
         return self.drop(feats)

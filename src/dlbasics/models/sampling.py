@@ -1,11 +1,6 @@
-"""Autoregressive sampling shared by every language model (``lm_transformer``, ``lm_lstm``).
-
-A language model here is a module with
-    ``model(idx) -> logits (B, T, V)``                  (every position, from scratch),
-    ``model.step(idx, state) -> (logits, state)``       (only the new tokens ``idx``, given the
-                                                        state of the tokens before them: a KV cache
-                                                        or an LSTM's (h, c); ``state=None`` starts),
-    ``model.block_size``                                (the longest context it accepts; None: any).
+"""Autoregressive sampling shared by every language model (``lm_transformer``, ``lm_lstm``): a
+``base.LanguageModel``, whose ``model(idx)`` scores every position from scratch and
+``model.step(idx, state)`` only the new tokens, given the state (cache) of those before them.
 
 With ``use_cache`` each new token costs one ``step`` on that token alone. A Transformer's context
 holds ``block_size`` positions (learned absolute position embeddings): once the text is longer,
@@ -35,15 +30,12 @@ def sample_next(
 
     ``temperature`` divides the logits (< 1 sharper, > 1 flatter); ``top_k`` keeps the k most
     likely tokens (``top_k=1`` is greedy decoding); ``suppress`` ids are never sampled (e.g. <pad>).
+    ``dlbasics.validation`` checks both options (temperature > 0, top_k >= 1).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy), got {temperature}")
     logits = logits.float() / temperature
     if suppress:
         logits[:, list(suppress)] = float("-inf")
     if top_k is not None and top_k < logits.size(-1):
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)

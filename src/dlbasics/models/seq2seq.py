@@ -27,14 +27,12 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dlbasics.models.base import Impl, layer_library
+from dlbasics.models.base import Impl, layer_library, run_rnn
 from dlbasics.models.encoder_decoder import EncoderDecoder, Memory
 from dlbasics.spec import DataSpec
 
 CELLS = {"gru": "GRU", "lstm": "LSTM"}
-ATTENTIONS = ("bahdanau", "luong", "none")
 
 
 class Attention(nn.Module):
@@ -91,11 +89,6 @@ class Seq2Seq(EncoderDecoder):
             dropout: on embeddings, between stacked layers, and before the output layer.
         """
         super().__init__(spec)
-        if cell not in CELLS:
-            raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if attention not in ATTENTIONS:
-            raise ValueError(f"model.attention must be one of {list(ATTENTIONS)}, "
-                             f"got {attention!r}")
         lib = layer_library(impl)
         self.impl, self.cell, self.kind = impl, cell, attention
         dirs = 2 if bidirectional else 1
@@ -111,7 +104,7 @@ class Seq2Seq(EncoderDecoder):
         if cell == "lstm":
             self.bridge_cell = lib.Linear(dim, dim)
         self.attention = None if attention == "none" else Attention(
-            "additive" if attention == "bahdanau" else luong_score, dim, lib)
+            {"bahdanau": "additive", "luong": luong_score}[attention], dim, lib)
         reads_context = attention != "luong"  # the context enters the RNN (and the output)
         self.decoder = rnn(embed_dim + (dim if reads_context else 0), dim, num_layers=num_layers,
                            batch_first=True, dropout=between)
@@ -121,14 +114,8 @@ class Seq2Seq(EncoderDecoder):
     # ---- encoder --------------------------------------------------------------------------------
     def encode(self, src: Tensor) -> tuple[Memory, Any]:
         mask = src != self.src_pad
-        lengths = mask.sum(1)
-        x = self.drop(self.src_embed(src))
-        if self.impl == "torch":
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, final = self.encoder(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        else:
-            out, final = self.encoder(x, lengths=lengths)
+        x = self.drop(self.src_embed(src))  # (B, S, embed_dim)
+        out, final = run_rnn(self.encoder, x, mask.sum(1), self.impl)  # out: (B, S, dim)
         if self.cell == "lstm":
             h, c = final
             state: Any = (torch.tanh(self.bridge(self._join(h))), self.bridge_cell(self._join(c)))
@@ -138,8 +125,7 @@ class Seq2Seq(EncoderDecoder):
         if self.attention is not None:
             memory["keys"] = self.attention.keys(out)
         else:
-            top = state[0] if isinstance(state, tuple) else state
-            memory["context"] = top[-1]
+            memory["context"] = self._top(state)
         return memory, state
 
     def _join(self, h: Tensor) -> Tensor:
@@ -156,10 +142,11 @@ class Seq2Seq(EncoderDecoder):
         feats = [s, ctx] + ([emb] if self.kind != "luong" else [])
         return self.head(self.drop(torch.tanh(self.combine(torch.cat(feats, -1)))))
 
-    def _step(self, y: Tensor, state: Any, memory: Memory
-              ) -> tuple[Tensor, Any, Tensor | None]:
-        """One token y (B,) -> logits (B, V), new state, attention (B, S) or None."""
-        emb = self.drop(self.tgt_embed(y))[:, None]  # (B, 1, E)
+    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
+                    ) -> tuple[Tensor, Any, Tensor | None]:
+        """The last token of ``prefix`` (B, t), after ``state`` -> logits (B, V), new state,
+        attention (B, S) or None."""
+        emb = self.drop(self.tgt_embed(prefix[:, -1:]))  # (B, 1, E)
         attn = None
         if self.kind == "bahdanau":
             ctx, attn = self.attention(self._top(state)[:, None], memory)
@@ -173,10 +160,6 @@ class Seq2Seq(EncoderDecoder):
         logits = self._output(out, ctx, emb)[:, 0]
         return logits, state, None if attn is None else attn[:, 0]
 
-    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
-                    ) -> tuple[Tensor, Any, Tensor | None]:
-        return self._step(prefix[:, -1], state, memory)
-
     def forward(self, src: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0) -> Tensor:
         """src (B, S), tgt_in (B, T) = <sos> y_1 ... -> logits (B, T, V) for y_1 ... <eos>."""
         memory, state = self.encode(src)
@@ -184,7 +167,7 @@ class Seq2Seq(EncoderDecoder):
             return self._forward_parallel(tgt_in, state, memory)
         logits, y = [], tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
-            out, state, _ = self._step(y, state, memory)
+            out, state, _ = self.decode_step(y[:, None], state, memory)
             logits.append(out)
             if t + 1 < tgt_in.size(1):
                 y = tgt_in[:, t + 1]

@@ -4,9 +4,10 @@ encoder block: x + SelfAttn(LN(x))  (source padding masked)  ->  x + FFN(LN(x))
 decoder block: y + CausalSelfAttn(LN(y))  ->  y + CrossAttn(LN(y), memory)  ->  y + FFN(LN(y))
 embeddings * sqrt(d_model) + sinusoidal positions; a final LayerNorm on each side.
 
-Decoding runs one new token per step through the decoder, caching each block's inputs at the
-earlier positions (the keys/values of causal self-attention), and reports the last decoder
-block's cross-attention, averaged over heads, as the attention of each output token.
+Decoding runs only the newest token through the decoder at each step (O(t), not a rerun of the
+prefix), caching each block's normalised inputs at the earlier positions (the keys/values of causal
+self-attention), and reports the last decoder block's cross-attention, averaged over heads, as
+the attention of each output token.
 
 ``teacher_forcing < 1`` is two-pass scheduled sampling (Mihaylova & Liu 2019): a first pass
 without gradients predicts every position, and each decoder input is then the gold token with
@@ -87,9 +88,6 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     def decode_step(self, prefix: Tensor, state: Any, memory: Memory
                     ) -> tuple[Tensor, Any, Tensor | None]:
-        """Only the newest token runs through the decoder: ``state`` caches every block's
-        normalised inputs at the earlier positions (keys and values of causal self-attention),
-        so a step costs O(t) instead of rerunning the prefix."""
         logits, cache, weights = self._decode(prefix[:, -1:], memory, state, need_weights=True)
         return logits[:, -1], cache, weights[:, -1]  # type: ignore[index]
 

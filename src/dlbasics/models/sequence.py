@@ -1,15 +1,12 @@
 """What the sequence classifiers (``rnn``, ``transformer``) share: their input layer (token
-embeddings, optionally pretrained, or a signal's per-step projection), option checks and pooling.
+embeddings, optionally pretrained, or a signal's per-step projection) and option checks.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
-
 from dlbasics.models.base import Impl, Network, layer_library
-from dlbasics.models.blocks import masked_pool
 from dlbasics.models.inputs import sequence_input
 from dlbasics.spec import DataSpec
 
@@ -34,15 +31,10 @@ class SequenceClassifier(Network):
     def __init__(self, spec: DataSpec, embed_dim: int, dropout: float, pool: str,
                  pretrained_embeddings: str | None, freeze_embeddings: bool, signal_kernel: int,
                  impl: Impl) -> None:
-        super().__init__()
-        self.check_spec(spec)
+        super().__init__(spec)
         if pool not in self.pools:
             raise ValueError(f"model.pool must be one of {list(self.pools)}, got {pool!r}")
         self.pool, self.impl = pool, impl
         self.inputs = sequence_input(spec, embed_dim, pretrained_embeddings, freeze_embeddings,
                                      impl, signal_kernel)
         self.drop = layer_library(impl).Dropout(dropout)
-
-    def pool_steps(self, h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        """(B, L, D) -> (B, D): ``mean`` or ``max`` over the real (non-pad) steps."""
-        return masked_pool(h, valid, self.pool)

@@ -18,7 +18,7 @@ from torch import nn
 
 from dlbasics.errors import UserError
 from dlbasics.models.base import Impl, layer_library
-from dlbasics.models.blocks import Positions, TransformerBlock
+from dlbasics.models.blocks import Positions, TransformerBlock, masked_pool
 from dlbasics.models.sequence import SequenceClassifier
 from dlbasics.spec import DataSpec
 
@@ -55,8 +55,6 @@ class TransformerClassifier(SequenceClassifier):
                          freeze_embeddings, signal_kernel, impl)
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be divisible by model.heads={heads}")
-        if positional not in ("sinusoidal", "learned"):
-            raise ValueError(f"model.positional must be 'sinusoidal' or 'learned', got {positional!r}")
         longest = spec.input_shape[-1]  # signals: L; tokens: the data's max_length (0: unbounded)
         if longest > max_len:
             what = "signals have" if spec.input_kind == "signal" else "data keeps up to"
@@ -103,4 +101,4 @@ class TransformerClassifier(SequenceClassifier):
         h, pad = self.encode(x)
         if self.cls is not None:
             return h[:, 0]
-        return self.pool_steps(h, None if pad is None else ~pad)
+        return masked_pool(h, None if pad is None else ~pad, self.pool)
