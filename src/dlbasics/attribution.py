@@ -184,13 +184,8 @@ def attention_rollout(net: nn.Module, x: Tensor, pad_index: int | None) -> Tenso
 # ---- sanity check 1: deletion ------------------------------------------------------------------------
 def removal_order(scores: Tensor, lengths: Sequence[int] | None = None) -> list[Tensor]:
     """Per example, the parts from the highest score down (only the real tokens of texts)."""
-    out = []
-    for i, s in enumerate(scores):
-        s = s.flatten()
-        if lengths is not None:
-            s = s[: lengths[i]]
-        out.append(torch.argsort(s, descending=True, stable=True))
-    return out
+    ends = lengths if lengths is not None else [None] * len(scores)  # None: every part
+    return [torch.argsort(s.flatten()[:end], descending=True, stable=True) for s, end in zip(scores, ends)]
 
 
 def _remove(inputs: Inputs, i: int, parts: Tensor) -> Tensor:
@@ -285,10 +280,8 @@ def rank_correlations(a: Tensor, b: Tensor, lengths: Sequence[int] | None = None
     """Per example, Spearman's rho between two attributions: (signed, absolute values);
     examples whose scores are constant (rho undefined) are left out."""
     signed, absolute = [], []
-    for i in range(len(a)):
-        x, y = a[i].flatten().numpy(), b[i].flatten().numpy()
-        if lengths is not None:
-            x, y = x[: lengths[i]], y[: lengths[i]]
+    for a_i, b_i, end in zip(a, b, lengths if lengths is not None else [None] * len(a)):
+        x, y = a_i.flatten().numpy()[:end], b_i.flatten().numpy()[:end]
         for out, (u, v) in ((signed, (x, y)), (absolute, (np.abs(x), np.abs(y)))):
             if len(u) > 1 and u.std() > 0 and v.std() > 0:
                 out.append(float(spearmanr(u, v).statistic))
