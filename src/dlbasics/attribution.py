@@ -45,6 +45,7 @@ from captum.attr import (
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from dlbasics.errors import UserError
 
@@ -54,7 +55,6 @@ METHODS: dict[str, tuple[str, ...]] = {
     "tokens": ("integrated_gradients", "attention_rollout"),
 }
 UNK_INDEX = 1  # every Vocab's <unk> (dlbasics.data.vocab)
-SIGNED = {"integrated_gradients", "occlusion"}  # the others score magnitudes (>= 0)
 
 
 @dataclass
@@ -100,22 +100,20 @@ def attribute(net: nn.Module, inputs: Inputs, target: Tensor, method: str,
     check_method(method, inputs.kind, net)
     net.eval()
     x, baseline = inputs.x, inputs.baseline
-    if inputs.kind == "tokens":
-        if method == "attention_rollout":
-            return attention_rollout(net, x, inputs.pad_index)
-        lig = LayerIntegratedGradients(net, net.inputs.embedding)
-        scores = lig.attribute(x, baselines=baseline, target=target, n_steps=steps,
-                               internal_batch_size=max(len(x), 64))
-        return scores.sum(-1).detach() * (x != inputs.pad_index)
+    if method == "attention_rollout":
+        return attention_rollout(net, x, inputs.pad_index)
     with torch.enable_grad():
+        if method == "integrated_gradients":  # of the embeddings of token ids (ids have no gradient)
+            tokens = inputs.kind == "tokens"
+            ig = LayerIntegratedGradients(net, net.inputs.embedding) if tokens else IntegratedGradients(net)
+            scores = ig.attribute(x, baselines=baseline, target=target, n_steps=steps,
+                                  internal_batch_size=max(len(x), 64))
+            if tokens:  # summed over the embedding; pads score 0
+                return scores.sum(-1).detach() * (x != inputs.pad_index)
+            return scores.sum(1).detach()  # summed over the channels
         if method == "saliency":
             scores = Saliency(net).attribute(x.clone().requires_grad_(), target=target, abs=True)
             return scores.amax(1).detach()
-        if method == "integrated_gradients":
-            scores = IntegratedGradients(net).attribute(x, baselines=baseline, target=target,
-                                                        n_steps=steps,
-                                                        internal_batch_size=max(len(x), 64))
-            return scores.sum(1).detach()
         if method == "occlusion":
             channels, *size = x.shape[1:]
             window = (channels, *[max(2, s // 7) for s in size])
@@ -186,13 +184,8 @@ def attention_rollout(net: nn.Module, x: Tensor, pad_index: int | None) -> Tenso
 # ---- sanity check 1: deletion ------------------------------------------------------------------------
 def removal_order(scores: Tensor, lengths: Sequence[int] | None = None) -> list[Tensor]:
     """Per example, the parts from the highest score down (only the real tokens of texts)."""
-    out = []
-    for i, s in enumerate(scores):
-        s = s.flatten()
-        if lengths is not None:
-            s = s[: lengths[i]]
-        out.append(torch.argsort(s, descending=True, stable=True))
-    return out
+    ends = lengths if lengths is not None else [None] * len(scores)  # None: every part
+    return [torch.argsort(s.flatten()[:end], descending=True, stable=True) for s, end in zip(scores, ends)]
 
 
 def _remove(inputs: Inputs, i: int, parts: Tensor) -> Tensor:
@@ -204,21 +197,18 @@ def _remove(inputs: Inputs, i: int, parts: Tensor) -> Tensor:
         keep[parts] = False
         kept = x[:length][keep]
         return kept if len(kept) else x.new_full((1,), UNK_INDEX)  # an empty text: one <unk>
-    flat, base = x.clone().flatten(-2 if inputs.kind == "image" else -1), inputs.baseline[i]
-    flat[..., parts] = base.flatten(-2 if inputs.kind == "image" else -1)[..., parts]
+    flat = x.clone().flatten(1)  # (C, parts): the pixels (H * W) or steps (L) of each channel
+    flat[..., parts] = inputs.baseline[i].flatten(1)[..., parts]
     return flat.view_as(x)
 
 
 def deletion_curve(net: nn.Module, inputs: Inputs, target: Tensor, orders: list[Tensor],
                    fractions: Sequence[float]) -> Tensor:
     """(B, F): probability of ``target`` with the first ``fraction`` of each order removed."""
-    from torch.nn.utils.rnn import pad_sequence
-
-    lengths = inputs.lengths() if inputs.kind == "tokens" else [o.numel() for o in orders]
     curves = torch.zeros(len(orders), len(fractions))
     with torch.no_grad():
         for j, f in enumerate(fractions):
-            batch = [_remove(inputs, i, order[: round(f * lengths[i])])
+            batch = [_remove(inputs, i, order[: round(f * len(order))])
                      for i, order in enumerate(orders)]
             if inputs.kind == "tokens":
                 x = pad_sequence(batch, batch_first=True, padding_value=inputs.pad_index or 0)
@@ -290,10 +280,8 @@ def rank_correlations(a: Tensor, b: Tensor, lengths: Sequence[int] | None = None
     """Per example, Spearman's rho between two attributions: (signed, absolute values);
     examples whose scores are constant (rho undefined) are left out."""
     signed, absolute = [], []
-    for i in range(len(a)):
-        x, y = a[i].flatten().numpy(), b[i].flatten().numpy()
-        if lengths is not None:
-            x, y = x[: lengths[i]], y[: lengths[i]]
+    for a_i, b_i, end in zip(a, b, lengths if lengths is not None else [None] * len(a)):
+        x, y = a_i.flatten().numpy()[:end], b_i.flatten().numpy()[:end]
         for out, (u, v) in ((signed, (x, y)), (absolute, (np.abs(x), np.abs(y)))):
             if len(u) > 1 and u.std() > 0 and v.std() > 0:
                 out.append(float(spearmanr(u, v).statistic))

@@ -89,7 +89,7 @@ def test_examples(run: Any, n: int | None = None, seed: int = 0) -> Examples:
     inputs, labels, shown, names = [], [], [], []
     texts = dm.raw_splits()["test"][0] if run.spec.input_kind == "tokens" else None
     for i in order.tolist():
-        x, y = test[i][0], test[i][1]
+        x, y = test[i][:2]
         inputs.append(x)
         labels.append(int(y))
         names.append(f"test #{i}")
@@ -154,11 +154,10 @@ def _images(run: Any, path: Path, invert: bool) -> Examples:
     dm, spec = run.datamodule, run.spec
     state = (run.checkpoint.get("dlbasics", {}).get("data_state") or {}).get("inputs") or {}
     shape, margin = tuple(spec.input_shape), int(state.get("margin", 0))
-    normalise = dm.normalise
     inputs, shown, names = [], [], []
     for file in image_files(path):
         pixels = fit_image(read_image(file, shape[0], invert), shape, margin, str(file))
-        inputs.append(normalise(pixels))
+        inputs.append(dm.normalise(pixels))
         shown.append(pixels.float() / 255)
         names.append(file.name)
     return Examples(inputs, names, shown, source=str(path))
@@ -172,13 +171,12 @@ def _tokens(dm: Any, text: str) -> list[str]:
 
 def _texts(run: Any, texts: list[str], source: str, names: list[str]) -> Examples:
     dm = run.datamodule
-    vocab = dm.vocab
-    inputs = [dm.encode(t) for t in texts]
-    unknown = sorted({tok for t, ids in zip(texts, inputs)
-                      for tok, i in zip(_tokens(dm, t), ids.tolist()) if i == vocab.unk_index})
+    inputs, shown = [dm.encode(t) for t in texts], [_tokens(dm, t) for t in texts]
+    unknown = sorted({tok for tokens, ids in zip(shown, inputs)
+                      for tok, i in zip(tokens, ids.tolist()) if i == dm.vocab.unk_index})
     notes = [f"words unknown to the model (read as <unk>): {' '.join(unknown[:20])}"
              + (" ..." if len(unknown) > 20 else "")] if unknown else []
-    return Examples(inputs, names, [_tokens(dm, t) for t in texts], source=source, notes=notes)
+    return Examples(inputs, names, shown, source=source, notes=notes)
 
 
 def _text_file(run: Any, path: Path) -> Examples:
@@ -239,24 +237,22 @@ def _table(run: Any, path: Path) -> Examples:
             raise UserError(f"input {path} holds signals of shape {tuple(values.shape[1:])} but the "
                             f"model reads ({channels}, {length}): one signal of {length} numbers "
                             f"per row")
-        inputs = list(torch.from_numpy(values))
-        return Examples(inputs, [f"row {i + 1}" for i in range(len(values))], inputs,
-                        source=str(path))
-    dm = run.datamodule
-    features = list((run.checkpoint.get("dlbasics", {}).get("data_state") or {})
-                    .get("inputs", {}).get("features") or [])
-    if header is not None and features:
-        missing = [f for f in features if f not in header]
-        if missing:
-            raise UserError(f"input {path}: its header lacks the features {missing}; the model "
-                            f"reads {features} (or give the columns in that order without a header)")
-        values = values[:, [header.index(f) for f in features]]
-    width = spec.input_shape[0]
-    if values.ndim != 2 or values.shape[1] != width:
-        raise UserError(f"input {path} has {values.shape[-1]} columns but the model reads {width} "
-                        f"features" + (f" ({', '.join(features)})" if features else ""))
-    if getattr(dm, "stats", None) is None:  # a checkpoint from before the statistics were saved
-        dm.setup("fit")
-    inputs = list(dm.standardise(values))
-    return Examples(inputs, [f"row {i + 1}" for i in range(len(values))], list(values),
-                    source=str(path))
+        inputs = shown = list(torch.from_numpy(values))
+    else:  # one vector of features per row
+        dm = run.datamodule
+        features = list((run.checkpoint.get("dlbasics", {}).get("data_state") or {})
+                        .get("inputs", {}).get("features") or [])
+        if header is not None and features:
+            missing = [f for f in features if f not in header]
+            if missing:
+                raise UserError(f"input {path}: its header lacks the features {missing}; the model "
+                                f"reads {features} (or give the columns in that order without a header)")
+            values = values[:, [header.index(f) for f in features]]
+        width = spec.input_shape[0]
+        if values.ndim != 2 or values.shape[1] != width:
+            raise UserError(f"input {path} has {values.shape[-1]} columns but the model reads {width} "
+                            f"features" + (f" ({', '.join(features)})" if features else ""))
+        if getattr(dm, "stats", None) is None:  # a checkpoint from before the statistics were saved
+            dm.setup("fit")
+        inputs, shown = list(dm.standardise(values)), list(values)
+    return Examples(inputs, [f"row {i + 1}" for i in range(len(values))], shown, source=str(path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from dlbasics.errors import UserError
 from dlbasics.examples import Examples, read_examples
 from dlbasics.validation import validate_config
 
-log = logging.getLogger("dlbasics.explain")
 UNITS = {"image": "pixels", "signal": "steps", "tokens": "tokens"}
 
 
@@ -88,7 +87,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
                               "files": [str(p) for p in written]}
     if cfg.sanity:
         report.update(sanity_checks(run, inputs, target, scores, cfg, folder))
-    write_json(folder / "sanity.json" if cfg.sanity else folder / "explain.json", report)
+    write_json(folder / ("sanity.json" if cfg.sanity else "explain.json"), report)
     print_report(report, folder)
     return report
 
@@ -96,14 +95,11 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
 def draw(kind: str, examples: Examples, scores: torch.Tensor, captions: list[str],
          correct: list[bool | None], folder: Path, title: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == "image":
+    if kind in ("image", "signal"):
         np.savez_compressed(folder / "attributions.npz", scores=scores.numpy())
-        return [plots.image_grid(torch.stack(examples.shown), scores, captions, correct,
-                                 folder / "attributions.png", title)]
-    if kind == "signal":
-        np.savez_compressed(folder / "attributions.npz", scores=scores.numpy())
-        return [plots.signal_grid(torch.stack(examples.shown), scores, captions, correct,
-                                  folder / "attributions.png", title)]
+        grid = plots.image_grid if kind == "image" else plots.signal_grid
+        return [grid(torch.stack(examples.shown), scores, captions, correct,
+                     folder / "attributions.png", title)]
     rows = [{"input": examples.names[i], "caption": captions[i], "correct": correct[i],
              "tokens": tokens, "scores": [round(float(s), 6) for s in scores[i, : len(tokens)]]}
             for i, tokens in enumerate(examples.shown)]
@@ -112,8 +108,7 @@ def draw(kind: str, examples: Examples, scores: torch.Tensor, captions: list[str
         writer = csv.writer(f, delimiter="\t")
         writer.writerow(["example", "position", "token", "score"])
         for i, row in enumerate(rows):
-            writer.writerows([i, j, tok, s] for j, (tok, s) in enumerate(zip(row["tokens"],
-                                                                            row["scores"])))
+            writer.writerows([i, j, tok, s] for j, (tok, s) in enumerate(zip(row["tokens"], row["scores"])))
     return [plots.token_page(rows, folder / "attributions.html", title),
             folder / "attributions.tsv", folder / "attributions.json"]
 
@@ -135,9 +130,7 @@ def sanity_checks(run: Any, inputs: Inputs, target: torch.Tensor, scores: torch.
         "deletion": {"auc": deletion.method_auc, "random_auc": deletion.random_auc,
                      "examples_below_random": faster, "fractions": deletion.fractions,
                      "curve": deletion.method_curve, "random_curve": deletion.random_curve},
-        "randomisation": {"spearman": randomised.spearman,
-                          "spearman_abs": randomised.spearman_abs,
-                          "examples": randomised.examples},
+        "randomisation": asdict(randomised),  # spearman, spearman_abs, examples
     }
 
 

@@ -25,6 +25,8 @@ History = dict[str, dict[str, list[tuple[int, float]]]]  # metric -> split -> [(
 
 
 def _save(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+    """The figure laid out tight, written to ``path`` and closed."""
+    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -50,7 +52,6 @@ def learning_curves(history: History, path: str | Path, title: str = "") -> Path
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -70,15 +71,14 @@ def confusion_matrix(matrix: torch.Tensor | np.ndarray, class_names: Sequence[st
                     ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if shares[i, j] > 0.5 else "black")
     labels = [str(c) for c in class_names]
-    ax.set_xticks(range(k), labels, rotation=60 if max(map(len, labels)) > 2 else 0, ha="right"
-                  if max(map(len, labels)) > 2 else "center")
+    slanted = max(map(len, labels)) > 2  # longer names than "10" would overlap
+    ax.set_xticks(range(k), labels, rotation=60 if slanted else 0, ha="right" if slanted else "center")
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"{title} (accuracy {100 * accuracy:.1f}%, {counts.sum()} examples)")
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -144,6 +144,24 @@ class RunPlots(L.Callback):
 
 
 # ---- attributions -------------------------------------------------------------------------------
+def _example_grid(n: int, captions: Sequence[str], correct: Sequence[bool | None], title: str,
+                  per_row: int, panels: int, width: float, height: float) -> tuple[Any, Any]:
+    """A titled figure of ``n`` examples, ``per_row`` to a row, each ``panels`` axes (all off) of
+    ``width`` x ``height`` inches, captioned over the first in green (a right prediction), red
+    (wrong) or black (unknown): (figure, axes (examples, panels))."""
+    rows = math.ceil(n / per_row)
+    fig, axes = plt.subplots(rows, panels * per_row, figsize=(panels * per_row * width, rows * height),
+                             squeeze=False)
+    fig.suptitle(title, fontsize=10)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes = axes.reshape(-1, panels)
+    for ax, caption, right in zip(axes[:n, 0], captions, correct):
+        colour = {True: "darkgreen", False: "red", None: "black"}[right]
+        ax.set_title(caption, fontsize=7, color=colour, loc="left")
+    return fig, axes
+
+
 def _display(image: torch.Tensor) -> np.ndarray:
     """(C, H, W) in [0, 1] -> what imshow takes."""
     array = image.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
@@ -156,14 +174,9 @@ def image_grid(images: torch.Tensor, attributions: torch.Tensor, captions: Seque
     """Each example as two panels: the input, and the attribution over it (red: towards the
     predicted class, blue: against it; scaled per example). ``images`` (N, C, H, W) in [0, 1],
     ``attributions`` (N, H, W)."""
-    n = len(images)
-    rows = math.ceil(n / per_row)
-    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2 * per_row * 1.6, rows * 1.9),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        left, right = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
+    fig, axes = _example_grid(len(images), captions, correct, title, per_row, 2, 1.6, 1.9)
+    for i in range(len(images)):
+        left, right = axes[i]
         shown = _display(images[i])
         gray = shown if shown.ndim == 2 else shown.mean(-1)
         left.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
@@ -173,10 +186,6 @@ def image_grid(images: torch.Tensor, attributions: torch.Tensor, captions: Seque
         strength = attribution / scale  # opaque where the attribution is large, clear elsewhere
         right.imshow(strength, cmap="bwr", vmin=-1, vmax=1,
                      alpha=np.clip(np.abs(strength) * 1.5, 0, 0.9))
-        colour = {True: "darkgreen", False: "red", None: "black"}[correct[i]]
-        left.set_title(captions[i], fontsize=7, color=colour, loc="left")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -185,13 +194,9 @@ def signal_grid(signals: torch.Tensor, attributions: torch.Tensor, captions: Seq
                 per_row: int = 4) -> Path:
     """Each signal (channel 0) as a line over bars of its attribution per step (red: towards
     the predicted class, blue: against). ``signals`` (N, C, L), ``attributions`` (N, L)."""
-    n = len(signals)
-    rows = math.ceil(n / per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * 3.0, rows * 2.0), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        ax = axes[i // per_row, i % per_row]
+    fig, axes = _example_grid(len(signals), captions, correct, title, per_row, 1, 3.0, 2.0)
+    for i in range(len(signals)):
+        ax = axes[i, 0]
         ax.axis("on")
         signal = signals[i, 0].cpu().numpy()
         attribution = attributions[i].cpu().numpy()
@@ -204,10 +209,6 @@ def signal_grid(signals: torch.Tensor, attributions: torch.Tensor, captions: Seq
         ax.plot(steps, signal, color="black", linewidth=1.2)
         ax.set_xticks([])
         ax.set_yticks([])
-        colour = {True: "darkgreen", False: "red", None: "black"}[correct[i]]
-        ax.set_title(captions[i], fontsize=7, color=colour, loc="left")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -260,7 +261,6 @@ def deletion_curves(fractions: Sequence[float], curves: dict[str, Sequence[float
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -275,5 +275,4 @@ def attention_heatmap(path: str | Path, source: list[str], output: list[str],
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
     return _save(fig, path)
