@@ -22,7 +22,7 @@ from torch import nn
 
 from dlbasics.callbacks import FreezeBackbone
 from dlbasics.checkpoint import KEY, SafeCheckpointIO, read_checkpoint
-from dlbasics.configs import compatible_data, compatible_models
+from dlbasics.configs import RUNTIME_MODEL_KEYS, compatible_data, compatible_models
 from dlbasics.data.base import DataModule
 from dlbasics.errors import IncompatibleDataError, UserError
 from dlbasics.lit import LIT_MODULES, LitModule
@@ -61,11 +61,6 @@ def build_datamodule(cfg: DictConfig, data_state: dict[str, Any] | None = None) 
         datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
-
-
-# Options of every network, applied here rather than passed to it: how it runs, not what it is
-# (a checkpoint resumes or loads whatever they are).
-RUNTIME_MODEL_KEYS = ("compile", "channels_last")
 
 
 def _channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -166,11 +166,12 @@ class StopAtTarget(L.Callback):
             raise ValueError(f"callbacks.stop_at_target.mode must be 'min' or 'max', got {mode!r}")
         self.monitor, self.target, self.mode = monitor, target, mode
         self.result: dict[str, Any] | None = None
+        self.stop_reason: str | None = None
         self._start = 0.0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
-            self._start, self.result = time.perf_counter(), None
+            self._start, self.result, self.stop_reason = time.perf_counter(), None, None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.target is None or trainer.sanity_checking or self.result is not None:
@@ -181,6 +182,9 @@ class StopAtTarget(L.Callback):
         self.result = {"monitor": self.monitor, "target": self.target, "value": float(value),
                        "step": trainer.global_step, "epoch": trainer.current_epoch,
                        "seconds": round(time.perf_counter() - self._start, 3)}
+        self.stop_reason = (f"reached the target {self.monitor} "
+                            f"{'<=' if self.mode == 'min' else '>='} {self.target} at step "
+                            f"{trainer.global_step} after {self.result['seconds']:.1f} s")
         trainer.should_stop = True
 
 

@@ -33,6 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.configs import CONF_DIR, PROJECT_ROOT
 from dlbasics.errors import UserError
+from dlbasics.validation import validate_config
 
 
 def register_resolvers() -> None:
@@ -136,12 +137,14 @@ def _raised_in(err: BaseException, package: str) -> bool:
     return False
 
 
-def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]] | None = None
+def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]] | None = None,
+                checkpoint_usage: str | None = None
                 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """Decorate ``run(cfg)`` into the Hydra main of ``conf/<config_name>.yaml``.
 
     ``prepare_argv`` may check and rewrite the command line before Hydra reads it (it may raise
-    ``UserError``).
+    ``UserError``). ``checkpoint_usage``: the entry point starts from ``ckpt_path``; its config
+    is checked and a missing ``ckpt_path`` fails with ``give the checkpoint <usage>``.
     """
 
     def wrap(run: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -149,6 +152,10 @@ def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]]
         @functools.wraps(run)
         def task(cfg: DictConfig) -> Any:
             try:
+                if checkpoint_usage is not None:
+                    validate_config(cfg)
+                    if not cfg.get("ckpt_path"):
+                        raise UserError(f"give the checkpoint {checkpoint_usage}")
                 return run(cfg)
             except Exception as err:
                 message = user_message(err)

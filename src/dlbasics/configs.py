@@ -18,6 +18,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CONF_DIR = PACKAGE_DIR / "conf" if (PACKAGE_DIR / "conf").is_dir() else PACKAGE_DIR.parents[1] / "conf"
 # a clone: its top folder (data/ and outputs/ go there); an installed wheel: the working folder
 PROJECT_ROOT = CONF_DIR.parent if CONF_DIR.parent != PACKAGE_DIR else Path.cwd()
+# model.* options of every network, applied by dlbasics.build rather than passed to it: how the
+# network runs, not what it is (a checkpoint resumes or loads whatever they are)
+RUNTIME_MODEL_KEYS = ("compile", "channels_last")
 
 
 def choices(group: str) -> list[str]:

@@ -12,14 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.build import build_trainer, load_run
 from dlbasics.cli import entry_point, to_float_dict, write_json
-from dlbasics.errors import UserError
-from dlbasics.validation import validate_config
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    validate_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserError("give the checkpoint to evaluate: python -m dlbasics.eval ckpt_path=PATH")
     run = load_run(cfg.ckpt_path, data=cfg.get("data"))
     trainer = build_trainer(OmegaConf.merge(run.config, {
         "trainer": cfg.trainer, "logger": cfg.logger, "callbacks": cfg.callbacks,
@@ -34,7 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@entry_point("eval")
+@entry_point("eval", checkpoint_usage="to evaluate: python -m dlbasics.eval ckpt_path=PATH")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

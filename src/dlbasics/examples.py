@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from dlbasics.errors import UserError
 from dlbasics.spec import DataSpec
@@ -136,27 +135,22 @@ def read_image(path: Path, channels: int, invert: bool = False) -> torch.Tensor:
     return 255 - tensor if invert else tensor
 
 
-def fit_image(image: torch.Tensor, shape: tuple[int, ...], margin: int, name: str) -> torch.Tensor:
-    """uint8 (C, h, w) -> (C, H, W): resized to the training size inside ``margin`` black pixels.
-    An image of other proportions would be distorted: it is refused."""
+def check_proportions(image: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
+    """An image of other proportions than the training images would be distorted: refused."""
     _, height, width = shape
     h, w = image.shape[-2:]
     if abs((w / h) / (width / height) - 1) > ASPECT_TOLERANCE:
         raise UserError(f"input {name} is {w}x{h} pixels but the model reads {width}x{height} "
                         f"images: crop it to the same proportions (it is resized, not distorted)")
-    inner = [height - 2 * margin, width - 2 * margin]
-    if [h, w] != inner:
-        image = v2.functional.resize(image, inner, antialias=True)
-    return torch.nn.functional.pad(image, [margin] * 4) if margin else image
 
 
 def _images(run: Any, path: Path, invert: bool) -> Examples:
-    dm, spec = run.datamodule, run.spec
-    state = (run.checkpoint.get("dlbasics", {}).get("data_state") or {}).get("inputs") or {}
-    shape, margin = tuple(spec.input_shape), int(state.get("margin", 0))
+    dm, shape = run.datamodule, tuple(run.spec.input_shape)
     inputs, shown, names = [], [], []
     for file in image_files(path):
-        pixels = fit_image(read_image(file, shape[0], invert), shape, margin, str(file))
+        image = read_image(file, shape[0], invert)
+        check_proportions(image, shape, str(file))
+        pixels = dm.fit_size(image)  # resized inside the training margin, as the dataset was
         inputs.append(dm.normalise(pixels))
         shown.append(pixels.float() / 255)
         names.append(file.name)

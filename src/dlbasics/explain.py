@@ -32,9 +32,7 @@ from dlbasics.attribution import (
 )
 from dlbasics.build import load_run
 from dlbasics.cli import entry_point, write_json
-from dlbasics.errors import UserError
 from dlbasics.examples import Examples, read_examples
-from dlbasics.validation import validate_config
 
 UNITS = {"image": "pixels", "signal": "steps", "tokens": "tokens"}
 
@@ -53,10 +51,6 @@ def batch_inputs(run: Any, examples: Examples) -> Inputs:
 
 
 def explain(cfg: DictConfig) -> dict[str, Any]:
-    validate_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserError("give the classifier to explain: python -m dlbasics.explain "
-                        "ckpt_path=PATH method=integrated_gradients")
     run = load_run(cfg.ckpt_path, tasks=("classification",))
     net, spec = run.module.net, run.spec
     check_method(str(cfg.method), spec.input_kind, net)  # before any data is read
@@ -146,7 +140,8 @@ def print_report(report: dict[str, Any], folder: Path) -> None:
     print(f"run folder: {folder}")
 
 
-@entry_point("explain")
+@entry_point("explain", checkpoint_usage="of the classifier to explain: python -m "
+                                          "dlbasics.explain ckpt_path=PATH method=integrated_gradients")
 def main(cfg: DictConfig) -> None:
     explain(cfg)
 

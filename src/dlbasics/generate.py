@@ -19,7 +19,6 @@ from dlbasics.data.vocab import Vocab
 from dlbasics.errors import UserError
 from dlbasics.models.base import LanguageModel
 from dlbasics.models.sampling import stream
-from dlbasics.validation import validate_config
 
 
 def load_language_model(ckpt_path: str) -> tuple[LanguageModel, Vocab]:
@@ -46,10 +45,6 @@ def sample_text(net: LanguageModel, vocab: Vocab, prompt: str, max_new_tokens: i
 
 
 def run_generate(cfg: DictConfig) -> str:
-    if not cfg.get("ckpt_path"):
-        raise UserError("give the checkpoint to sample from: python -m dlbasics.generate "
-                        "ckpt_path=PATH prompt=...")
-    validate_config(cfg)
     net, vocab = load_language_model(cfg.ckpt_path)
     prompt = str(cfg.prompt)
     texts = []
@@ -70,7 +65,8 @@ def run_generate(cfg: DictConfig) -> str:
     return "\n\n".join(texts)
 
 
-@entry_point("generate")
+@entry_point("generate", checkpoint_usage="to sample from: python -m dlbasics.generate "
+                                           "ckpt_path=PATH prompt=...")
 def main(cfg: DictConfig) -> None:
     run_generate(cfg)
 

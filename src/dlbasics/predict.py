@@ -22,17 +22,12 @@ from dlbasics.build import build_trainer, load_run
 from dlbasics.cli import entry_point
 from dlbasics.errors import UserError
 from dlbasics.examples import read_examples
-from dlbasics.validation import validate_config
 
 OTHER_TASKS = {"language_model": "python -m dlbasics.generate ckpt_path=... prompt=\"...\"",
                "seq2seq": "python -m dlbasics.translate ckpt_path=... 'text=\"...\"'"}
 
 
 def predict(cfg: DictConfig) -> list[dict[str, object]]:
-    validate_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserError("give the checkpoint to predict with: python -m dlbasics.predict "
-                        "ckpt_path=PATH input=FILE_OR_FOLDER")
     run = load_run(cfg.ckpt_path)
     if run.spec.task in OTHER_TASKS:
         raise UserError(f"ckpt_path={cfg.ckpt_path} is a {run.spec.task.replace('_', ' ')} "
@@ -90,7 +85,8 @@ def print_table(rows: list[dict[str, object]], show: int) -> None:
         print(f"... {len(rows) - show} more")
 
 
-@entry_point("predict")
+@entry_point("predict", checkpoint_usage="to predict with: python -m dlbasics.predict "
+                                          "ckpt_path=PATH input=FILE_OR_FOLDER")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

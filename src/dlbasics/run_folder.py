@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.checkpoint import newest_checkpoint
-from dlbasics.configs import PROJECT_ROOT
+from dlbasics.configs import PROJECT_ROOT, RUNTIME_MODEL_KEYS
 from dlbasics.errors import UserError
 from dlbasics.spec import DataSpec
 
@@ -94,7 +94,6 @@ def saved_choices(run_dir: Path) -> dict[str, Any]:
 
 
 RUNTIME_DATA_KEYS = {"data_dir", "num_workers", "pin_memory", "eval_batch_size", "download"}
-RUNTIME_MODEL_KEYS = {"compile", "channels_last"}  # how the network runs, not its weights
 
 
 def check_fits(ckpt_path: str, saved: dict[str, Any], cfg: DictConfig) -> None:
@@ -103,7 +102,7 @@ def check_fits(ckpt_path: str, saved: dict[str, Any], cfg: DictConfig) -> None:
     now: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     for section in ("model", "data", "optimizer"):
         old, new = dict(saved.get(section) or {}), dict(now.get(section) or {})
-        runtime = {"data": RUNTIME_DATA_KEYS, "model": RUNTIME_MODEL_KEYS}.get(section, set())
+        runtime = {"data": RUNTIME_DATA_KEYS, "model": RUNTIME_MODEL_KEYS}.get(section, ())
         for key in runtime:
             old.pop(key, None), new.pop(key, None)
         diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

@@ -109,31 +109,32 @@ def with_whole_val(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def _result(side: str, seed: int, hit: dict[str, Any] | None, cfg: DictConfig, run: Speedrun,
+            fit_seconds: float, steps_run: int, test: dict[str, float]) -> dict[str, Any]:
+    return with_whole_val({
+        "side": side, "seed": seed, "reached": hit is not None,
+        "seconds": round(hit["seconds"], 3) if hit else None, "step": hit["step"] if hit else None,
+        "samples": hit["step"] * samples_per_step(cfg) if hit else None,
+        "value": hit["value"] if hit else None, "fit_seconds": round(fit_seconds, 2),
+        "steps_run": steps_run, "monitor": run.monitor, "test": test}, cfg)
+
+
 def run_lightning(run: Speedrun, seed: int, extra: list[str], root: Path) -> dict[str, Any]:
     from dlbasics.train import train
 
     out = Path(tempfile.mkdtemp(prefix=f"lightning-{seed}-", dir=root))
     cfg = compose_recipe([*run.overrides(seed), *extra], out)
     metrics = train(cfg)
-    hit = metrics.get("target_reached")
-    return with_whole_val({"side": "lightning", "seed": seed, "reached": hit is not None,
-            "seconds": hit["seconds"] if hit else None, "step": hit["step"] if hit else None,
-            "samples": hit["step"] * samples_per_step(cfg) if hit else None,
-            "value": hit["value"] if hit else None, "fit_seconds": metrics["fit_seconds"],
-            "steps_run": metrics["global_step"], "monitor": run.monitor,
-            "test": {k: v for k, v in metrics.items() if k.startswith("test/")}}, cfg)
+    return _result("lightning", seed, metrics.get("target_reached"), cfg, run,
+                   metrics["fit_seconds"], metrics["global_step"],
+                   {k: v for k, v in metrics.items() if k.startswith("test/")})
 
 
 def run_plain(run: Speedrun, seed: int, extra: list[str], root: Path) -> dict[str, Any]:
     cfg = compose_recipe([*run.overrides(seed), *extra], root)
     result = plain.fit(cfg, plain.Target(run.monitor, run.target, run.mode))
-    hit = result.reached
-    return with_whole_val({"side": "plain", "seed": seed, "reached": hit is not None,
-            "seconds": round(hit["seconds"], 3) if hit else None,
-            "step": hit["step"] if hit else None,
-            "samples": hit["step"] * samples_per_step(cfg) if hit else None,
-            "value": hit["value"] if hit else None, "fit_seconds": round(result.seconds, 2),
-            "steps_run": result.steps, "monitor": run.monitor, "test": result.test}, cfg)
+    return _result("plain", seed, result.reached, cfg, run, result.seconds, result.steps,
+                   result.test)
 
 
 def spread(values: list[float]) -> dict[str, float] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from dlbasics.run_folder import (
     saved_choices,
     write_record,
 )
-from dlbasics.validation import validate_config
+from dlbasics.validation import init_hints, validate_config
 
 log = logging.getLogger("dlbasics.train")
 
@@ -48,9 +47,7 @@ def module_hints() -> dict[str, dict[str, Any]]:
     """The declared types of the ``module.*`` options (null: the module's default)."""
     hints: dict[str, Any] = {}
     for cls in set(LIT_MODULES.values()):
-        for klass in cls.__mro__[::-1]:
-            if "__init__" in vars(klass):
-                hints.update(typing.get_type_hints(klass.__init__))
+        hints.update(init_hints(cls))
     return {"module": {k: v | None for k, v in hints.items()},
             "finetune": {"ckpt_path": str | None, "freeze": bool, "reset_head": bool}}
 
@@ -106,17 +103,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                if not (k.endswith("_step") or k.startswith("lr-"))}
     stopper = trainer.early_stopping_callback
     status = next((c.stop_reason for c in trainer.callbacks if getattr(c, "stop_reason", None)),
-                  "finished")
+                  "finished")  # a pruned trial, a speedrun at its target
     if stopper is not None and stopper.stopped_epoch:
         status = (f"stopped early at epoch {stopper.stopped_epoch}: {stopper.monitor} did not "
                   f"improve for {stopper.patience} validations")
-
-    stopper_at = next((c for c in trainer.callbacks if isinstance(c, StopAtTarget)), None)
-    if stopper_at is not None and stopper_at.result is not None:
-        r = stopper_at.result
-        metrics["target_reached"] = r
-        status = (f"reached the target {r['monitor']} {'<=' if stopper_at.mode == 'min' else '>='} "
-                  f"{r['target']} at step {r['step']} after {r['seconds']:.1f} s")
+    for c in trainer.callbacks:
+        if isinstance(c, StopAtTarget) and c.result is not None:
+            metrics["target_reached"] = c.result
 
     if cfg.get("test"):  # val and test figures of one and the same checkpoint: the best
         best = best_checkpoint(trainer, output_dir)

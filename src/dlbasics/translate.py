@@ -21,7 +21,6 @@ from dlbasics.cli import entry_point
 from dlbasics.data.vocab import EOS, detokenize
 from dlbasics.errors import UserError
 from dlbasics.plots import attention_heatmap
-from dlbasics.validation import validate_config
 
 
 class Translator:
@@ -55,10 +54,6 @@ class Translator:
 
 
 def translate(cfg: DictConfig) -> list[str]:
-    validate_config(cfg)
-    if not cfg.get("ckpt_path"):
-        raise UserError("give a seq2seq checkpoint: python -m dlbasics.translate ckpt_path=PATH "
-                        "'text=\"...\"'")
     texts = [str(cfg.text)] if cfg.get("text") is not None else None
     if texts is None:
         if sys.stdin.isatty():
@@ -85,7 +80,8 @@ def translate(cfg: DictConfig) -> list[str]:
     return out
 
 
-@entry_point("translate")
+@entry_point("translate", checkpoint_usage="of a seq2seq model: python -m dlbasics.translate "
+                                            "ckpt_path=PATH 'text=\"...\"'")
 def main(cfg: DictConfig) -> None:
     translate(cfg)
 

@@ -18,6 +18,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from dlbasics.configs import RUNTIME_MODEL_KEYS
 from dlbasics.errors import UserError
 
 Rule = tuple[type, Callable[[Any], bool], str]
@@ -89,7 +90,6 @@ RANGES: dict[str, Rule] = {
     "steps": _ints(1), "random_orders": _ints(1), "show": _ints(0),
 }
 LISTS_OF_WIDTHS = ("channels", "widths")
-FLAGS = ("compile", "channels_last")  # model.* options dlbasics.build applies to every network
 
 
 def _alternatives(annotation: Any) -> list[Any] | None:
@@ -117,24 +117,28 @@ def _matches(value: Any, alternative: Any) -> bool:
     return isinstance(value, alternative)
 
 
-def _hints(target: str) -> dict[str, Any]:
-    """The declared argument types of a target: a class's ``__init__`` and those of its bases
-    (a subclass passes ``**kwargs`` on), the subclass's winning."""
+def init_hints(cls: type) -> dict[str, Any]:
+    """The declared argument types of a class's ``__init__`` and of its bases' (a subclass passes
+    ``**kwargs`` on), the subclass's winning."""
     hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        hints.update(typing.get_type_hints(klass.__init__))
+    return hints
+
+
+def _hints(target: str) -> dict[str, Any]:
     try:
         cls = get_class(target)
-        for f in [c.__init__ for c in reversed(cls.__mro__)] if inspect.isclass(cls) else [cls]:
-            hints.update(typing.get_type_hints(f))
+        return init_hints(cls) if inspect.isclass(cls) else typing.get_type_hints(cls)
     except Exception:  # noqa: BLE001 - an unresolvable hint is simply not checked
-        pass
-    return hints
+        return {}
 
 
 def _problem(key: str, value: Any, annotation: Any) -> str | None:
     if key in RANGES:
         _, ok, text = RANGES[key]
         return None if ok(value) else f"must be {text}"
-    if key in FLAGS:
+    if key in RUNTIME_MODEL_KEYS:
         return None if isinstance(value, bool) else "must be true or false"
     if key in LISTS_OF_WIDTHS:
         if isinstance(value, list) and value and all(
