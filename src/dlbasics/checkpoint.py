@@ -75,16 +75,14 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
                         f"<run folder>/checkpoints/ (last.ckpt and the best epoch).")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise UserError(f"{option}={path} holds Python objects besides tensors and plain "
-                            f"containers, so it was not loaded (loading it could run code). "
-                            f"Pass a .ckpt file written by dlbasics.train.") from None
-        raise UserError(f"{option}={path} is not a readable checkpoint (UnpicklingError). "
-                        f"Pass a .ckpt file written by dlbasics.train.") from None
-    except Exception as err:  # noqa: BLE001 - any other failure means "not a checkpoint"
-        raise UserError(f"{option}={path} is not a readable checkpoint ({type(err).__name__}). "
-                        f"Pass a .ckpt file written by dlbasics.train.") from None
+    except Exception as err:  # noqa: BLE001 - any failure means "not a checkpoint"
+        unsafe = isinstance(err, pickle.UnpicklingError) and (
+            "weights_only" in str(err) or "Unsupported global" in str(err))
+        why = ("holds Python objects besides tensors and plain containers, so it was not loaded "
+               "(loading it could run code)" if unsafe
+               else f"is not a readable checkpoint ({type(err).__name__})")
+        raise UserError(f"{option}={path} {why}. Pass a .ckpt file written by dlbasics.train.") \
+            from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or KEY not in ckpt:
         raise UserError(f"{option}={path} is not a dlbasics checkpoint (no state_dict/run "
                         f"config). Pass a .ckpt file written by dlbasics.train.")

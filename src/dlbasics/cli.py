@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +79,6 @@ def _record_failure(message: str) -> float:
     (folder / "traceback.txt").write_text(traceback.format_exc())
     print(f"error: {message}", file=sys.stderr, flush=True)
     return float("nan")
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn mistakes a user can make into one clear line on stderr and exit code 2."""
-    try:
-        yield
-    except Exception as err:
-        message = user_message(err)
-        if message is None:
-            raise
-        fail(message)
 
 
 def _one_line(err: BaseException) -> str:
@@ -168,8 +156,10 @@ def entry_point(config_name: str, prepare_argv: Callable[[list[str]], list[str]]
         @functools.wraps(run)
         def main() -> Any:
             if prepare_argv is not None:
-                with user_errors():
+                try:
                     sys.argv[1:] = prepare_argv(sys.argv[1:])
+                except UserError as err:
+                    fail(str(err))
             original = hydra_utils.run_and_report
             hydra_utils.run_and_report = _hydra_errors_in_one_line(original)
             try:

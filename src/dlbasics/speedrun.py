@@ -56,8 +56,6 @@ class Speedrun:
 # scored on every non-overlapping 64-character window: 1.8785 on our validation split (the first
 # half of nanoGPT's val split: the same windows), 1.9180 on our test split (the second half),
 # 1.8982 on both. "Reaching nanoGPT's loss" is val/loss <= 1.878 on our validation split.
-NANOGPT_CPU_LOSS = {"printed val": 1.8857, "our val": 1.8785, "our test": 1.9180,
-                    "val + test": 1.8982}
 SPEEDRUNS: dict[str, Speedrun] = {
     "shakespeare": Speedrun(("experiment=shakespeare_speedrun",), "val/loss", 1.878, "min",
                             "test/loss", "nanoGPT's CPU recipe's loss in half its 2,000-step time"),

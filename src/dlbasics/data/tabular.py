@@ -38,12 +38,9 @@ class Diabetes(DataModule):
         train, val = rest[train], rest[val]
         self.stats = {"x_mean": x[train].mean(0), "x_std": x[train].std(0),
                       "y_mean": y[train].mean(0), "y_std": y[train].std(0)}
-        return tuple(self._standardised(x[idx], y[idx]) for idx in (train, val, test))
-
-    def _standardised(self, x: np.ndarray, y: np.ndarray) -> TensorDataset:
-        s = self.stats
-        assert s is not None
-        return TensorDataset(self.standardise(x), torch.from_numpy((y - s["y_mean"]) / s["y_std"]))
+        y = (y - self.stats["y_mean"]) / self.stats["y_std"]
+        return tuple(TensorDataset(self.standardise(x[i]), torch.from_numpy(y[i]))
+                     for i in (train, val, test))
 
     def standardise(self, x: np.ndarray) -> torch.Tensor:
         """Raw features (N, F) as the network reads them (the train split's statistics)."""
