@@ -24,7 +24,7 @@ from dlbasics.spec import DataSpec
 
 
 class TransformerClassifier(SequenceClassifier):
-    pools = ("cls", "mean")
+    pools = ("cls", "mean", "max")
 
     def __init__(
         self,
@@ -35,7 +35,7 @@ class TransformerClassifier(SequenceClassifier):
         ff_mult: int = 4,
         dropout: float = 0.1,
         positional: Literal["sinusoidal", "learned"] = "sinusoidal",
-        pool: Literal["cls", "mean"] = "cls",
+        pool: Literal["cls", "mean", "max"] = "cls",
         max_len: int = 512,
         embed_dim: int | None = None,
         pretrained_embeddings: str | None = None,
