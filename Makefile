@@ -28,7 +28,7 @@ speedrun: install  ## time to target, Lightning recipe vs plain loop, 3 seeds; u
 	$(PY) scripts/speedrun.py $(ARGS)
 
 test: install  ## the fast suite
-	$(PY) -m pytest -q -n 2 --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
 
 test-all: install  ## including @pytest.mark.slow (full training runs)
 	$(PY) -m pytest -q -m "" $(ARGS)
