@@ -103,13 +103,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                if not (k.endswith("_step") or k.startswith("lr-"))}
     stopper = trainer.early_stopping_callback
     status = next((c.stop_reason for c in trainer.callbacks if getattr(c, "stop_reason", None)),
-                  "finished")  # a pruned trial, a speedrun at its target
+                  "finished")  # e.g. a pruned trial
     if stopper is not None and stopper.stopped_epoch:
         status = (f"stopped early at epoch {stopper.stopped_epoch}: {stopper.monitor} did not "
                   f"improve for {stopper.patience} validations")
-    for c in trainer.callbacks:
+    for c in trainer.callbacks:  # a speedrun's target says why it stopped, whatever else did
         if isinstance(c, StopAtTarget) and c.result is not None:
             metrics["target_reached"] = c.result
+            status = c.stop_reason
 
     if cfg.get("test"):  # val and test figures of one and the same checkpoint: the best
         best = best_checkpoint(trainer, output_dir)

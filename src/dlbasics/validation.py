@@ -122,7 +122,11 @@ def init_hints(cls: type) -> dict[str, Any]:
     ``**kwargs`` on), the subclass's winning."""
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
-        hints.update(typing.get_type_hints(klass.__init__))
+        if "__init__" in vars(klass):
+            try:
+                hints.update(typing.get_type_hints(klass.__init__))
+            except Exception:  # noqa: BLE001 - a base whose hints do not resolve is not checked
+                continue
     return hints
 
 
