@@ -208,12 +208,10 @@ class DataModule(L.LightningDataModule):
         """Resumable mid-epoch (``data.batching.ResumableDataLoader``). Its own generator seeds
         the worker processes, so starting a pass draws nothing from torch's global one."""
         sampler = self.train_sampler(self._require(self.train_set))
-        common = {"generator": torch.Generator().manual_seed(self.seed)}
-        if isinstance(sampler, BatchSampler):
-            return self._loader(self.train_set, ResumableDataLoader, batch_sampler=sampler,
-                                **common)
-        return self._loader(self.train_set, ResumableDataLoader, batch_size=self.batch_size,
-                            sampler=sampler, **common)
+        batching = ({"batch_sampler": sampler} if isinstance(sampler, BatchSampler)
+                    else {"batch_size": self.batch_size, "sampler": sampler})
+        return self._loader(self.train_set, ResumableDataLoader,
+                            generator=torch.Generator().manual_seed(self.seed), **batching)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, batch_size=self.eval_batch_size)

@@ -162,9 +162,7 @@ class CharCorpus(DataModule):
         return val_end - round(n * self.val_fraction), val_end, n
 
     def describe(self) -> dict[str, Any]:
-        vocab = self.vocab
-        return {"input_shape": (self.block_size,), "vocab_size": len(vocab),
-                "pad_index": vocab.pad_index, "vocab": tuple(vocab.itos)}
+        return {"input_shape": (self.block_size,), **self.vocab.spec_fields()}
 
     # ---- datasets and loaders ------------------------------------------------------------------
     def build_datasets(self) -> tuple[CharWindows, ...]:

@@ -35,10 +35,7 @@ def generate(seed: int = 42, shuffle_seq: bool = False) -> dict[str, np.ndarray]
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    return {
-        "x": data["x"].astype(np.float32), "y": data["y"].astype(np.int64),
-        "x_test": data["x_test"].astype(np.float32), "y_test": data["y_test"].astype(np.int64),
-    }
+    return {k: data[k].astype(np.int64 if k.startswith("y") else np.float32) for k in KEYS}
 
 
 class MNIST1D(DataModule):

@@ -99,11 +99,8 @@ class PairDataModule(TokenDataModule):
         return SequenceDataset(src, tgt)
 
     def describe(self) -> dict[str, Any]:
-        src, tgt = self.src_vocab, self.tgt_vocab
         return {"input_shape": (0,),  # lengths vary per batch
-                "vocab_size": len(src), "pad_index": src.pad_index, "vocab": tuple(src.itos),
-                "tgt_vocab_size": len(tgt), "tgt_pad_index": tgt.pad_index,
-                "tgt_vocab": tuple(tgt.itos)}
+                **self.src_vocab.spec_fields(), **self.tgt_vocab.spec_fields("tgt_")}
 
 
 # ---- number words ---------------------------------------------------------------------------

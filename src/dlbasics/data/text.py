@@ -89,7 +89,5 @@ class TextClassification(TokenDataModule):
                      for texts, labels in (splits[k] for k in ("train", "val", "test")))
 
     def describe(self) -> dict[str, Any]:
-        vocab = self.vocab
         return {"input_shape": (self.max_length or 0,), "num_classes": len(self.class_names),
-                "class_names": tuple(self.class_names), "vocab_size": len(vocab),
-                "pad_index": vocab.pad_index, "vocab": tuple(vocab.itos)}
+                "class_names": tuple(self.class_names), **self.vocab.spec_fields()}

@@ -69,6 +69,9 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 class Vocab:
     """index <-> token, with ``<pad>`` at 0 and ``<unk>`` at 1 (plus optional ``<sos>``/``<eos>``)."""
 
+    pad_index = 0
+    unk_index = 1
+
     def __init__(self, itos: Sequence[str], tokenizer: str = "word") -> None:
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
@@ -103,25 +106,22 @@ class Vocab:
         return isinstance(other, Vocab) and (self.itos, self.tokenizer) == (other.itos,
                                                                             other.tokenizer)
 
-    @property
-    def pad_index(self) -> int:
-        return 0
-
-    @property
-    def unk_index(self) -> int:
-        return 1
-
     def tokenize(self, text: str) -> list[str]:
         return TOKENIZERS[self.tokenizer](text)
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self.stoi.get(t, 1) for t in tokens]
+        return [self.stoi.get(t, self.unk_index) for t in tokens]
 
     def encode_text(self, text: str) -> list[int]:
         return self.encode(self.tokenize(text))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[i] for i in ids]
+
+    def spec_fields(self, prefix: str = "") -> dict[str, Any]:
+        """The ``DataSpec`` fields of this vocabulary (``prefix="tgt_"``: of the target's)."""
+        return {f"{prefix}vocab_size": len(self), f"{prefix}pad_index": self.pad_index,
+                f"{prefix}vocab": tuple(self.itos)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"itos": list(self.itos), "tokenizer": self.tokenizer}

@@ -207,13 +207,12 @@ class LitModule(L.LightningModule):
         trainable = [p for p in self.parameters() if p.requires_grad or id(p) in thawable]
         backbone = ({id(p) for n, p in self.net.named_parameters() if not n.startswith("head.")}
                     if self.backbone_lr_scale != 1.0 else set())
-        decay_ids = {id(p) for p in trainable if p.ndim >= 2}
         groups = []
         for first, (scale, part) in enumerate((
                 (1.0, [p for p in trainable if id(p) not in backbone]),
                 (self.backbone_lr_scale, [p for p in trainable if id(p) in backbone]))):
             for decayed in (True, False):
-                params = [p for p in part if (id(p) in decay_ids) == decayed]
+                params = [p for p in part if (p.ndim >= 2) == decayed]
                 if params or (decayed and first == 0):  # at least one group, never empty ones
                     groups.append({"params": params, "weight_decay": wd if decayed else 0.0,
                                    "lr_scale": scale})

@@ -64,17 +64,13 @@ class CNN(Network):
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *spec.input_shape)).shape[1]
-        tail: list[nn.Module] = []
-        if dropout > 0:
-            tail.append(lib.Dropout(dropout))
-        width = flat
+        tail: list[nn.Module] = [lib.Dropout(dropout)] if dropout > 0 else []
         if hidden:
             tail += [lib.Linear(flat, hidden), activation(act)]
             if dropout > 0:
                 tail.append(lib.Dropout(dropout))
-            width = hidden
         self.neck = nn.Sequential(*tail)
-        self.head = lib.Linear(width, spec.num_outputs)
+        self.head = lib.Linear(hidden or flat, spec.num_outputs)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.neck(self.features(x))

@@ -38,12 +38,11 @@ class LMLSTM(LanguageModel):
             raise UserError(f"model.tie_weights=true needs model.hidden == model.n_embd "
                              f"(got {hidden} and {n_embd}), or set model.tie_weights=false")
         lib = layer_library(impl)
-        vocab_size = spec.vocab_size
-        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wte = nn.Embedding(spec.vocab_size, n_embd)
         self.drop = lib.Dropout(dropout)
         self.lstm = lib.LSTM(n_embd, hidden, num_layers, batch_first=True,
                              dropout=dropout if num_layers > 1 else 0.0)
-        self.head = lib.Linear(hidden, vocab_size)
+        self.head = lib.Linear(hidden, spec.vocab_size)
         nn.init.uniform_(self.wte.weight, -0.1, 0.1)  # small, so tied logits start near uniform
         nn.init.zeros_(self.head.bias)
         if tie_weights:

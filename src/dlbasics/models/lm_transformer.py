@@ -44,15 +44,14 @@ class LMTransformer(LanguageModel):
             raise UserError(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
         lib = layer_library(impl)
         self.block_size = block_size or spec.input_shape[0]
-        vocab_size = spec.vocab_size
-        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wte = nn.Embedding(spec.vocab_size, n_embd)
         self.positions = Positions("learned", self.block_size, n_embd)
         self.drop = lib.Dropout(dropout)
         self.blocks = nn.ModuleList(TransformerBlock(n_embd, n_head, 4 * n_embd, dropout,
                                                      act="gelu", bias=bias, impl=impl)
                                     for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
-        self.head = lib.Linear(n_embd, vocab_size, bias=False)
+        self.head = lib.Linear(n_embd, spec.vocab_size, bias=False)
         self.head.weight = self.wte.weight  # weight tying: one matrix embeds and un-embeds tokens
         # GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer)
         for name, p in self.named_parameters():

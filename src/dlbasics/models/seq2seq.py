@@ -142,29 +142,35 @@ class Seq2Seq(EncoderDecoder):
         feats = [s, ctx] + ([emb] if self.kind != "luong" else [])
         return self.head(self.drop(torch.tanh(self.combine(torch.cat(feats, -1)))))
 
-    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
-                    ) -> tuple[Tensor, Any, Tensor | None]:
-        """The last token of ``prefix`` (B, t), after ``state`` -> logits (B, V), new state,
-        attention (B, S) or None."""
-        emb = self.drop(self.tgt_embed(prefix[:, -1:]))  # (B, 1, E)
+    def _run_decoder(self, tgt_in: Tensor, state: Any, memory: Memory
+                ) -> tuple[Tensor, Any, Tensor | None]:
+        """Target tokens (B, T) after ``state`` -> logits (B, T, V), new state, attention
+        (B, T, S) or None. ``bahdanau`` attends from the previous state: one token at a time."""
+        emb = self.drop(self.tgt_embed(tgt_in))  # (B, T, E)
         attn = None
         if self.kind == "bahdanau":
             ctx, attn = self.attention(self._top(state)[:, None], memory)
             out, state = self.decoder(torch.cat([emb, ctx], -1), state)
         elif self.kind == "none":
-            ctx = memory["context"][:, None]
+            ctx = memory["context"][:, None].expand(-1, tgt_in.size(1), -1)
             out, state = self.decoder(torch.cat([emb, ctx], -1), state)
         else:
             out, state = self.decoder(emb, state)
             ctx, attn = self.attention(out, memory)
-        logits = self._output(out, ctx, emb)[:, 0]
-        return logits, state, None if attn is None else attn[:, 0]
+        return self._output(out, ctx, emb), state, attn
+
+    def decode_step(self, prefix: Tensor, state: Any, memory: Memory
+                    ) -> tuple[Tensor, Any, Tensor | None]:
+        """The last token of ``prefix`` (B, t), after ``state`` -> logits (B, V), new state,
+        attention (B, S) or None."""
+        logits, state, attn = self._run_decoder(prefix[:, -1:], state, memory)
+        return logits[:, 0], state, None if attn is None else attn[:, 0]
 
     def forward(self, src: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0) -> Tensor:
         """src (B, S), tgt_in (B, T) = <sos> y_1 ... -> logits (B, T, V) for y_1 ... <eos>."""
         memory, state = self.encode(src)
-        if teacher_forcing >= 1.0 and self.kind != "bahdanau":
-            return self._forward_parallel(tgt_in, state, memory)
+        if teacher_forcing >= 1.0 and self.kind != "bahdanau":  # all steps in one RNN call
+            return self._run_decoder(tgt_in, state, memory)[0]
         logits, y = [], tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             out, state, _ = self.decode_step(y[:, None], state, memory)
@@ -175,14 +181,3 @@ class Seq2Seq(EncoderDecoder):
                     gold = torch.rand(y.shape, device=y.device) < teacher_forcing
                     y = torch.where(gold, y, self.next_token(out.detach()))
         return torch.stack(logits, dim=1)
-
-    def _forward_parallel(self, tgt_in: Tensor, state: Any, memory: Memory) -> Tensor:
-        """All target steps in one RNN call: valid when nothing computed after the RNN feeds it."""
-        emb = self.drop(self.tgt_embed(tgt_in))
-        if self.kind == "none":
-            ctx = memory["context"][:, None].expand(-1, tgt_in.size(1), -1)
-            out, _ = self.decoder(torch.cat([emb, ctx], -1), state)
-        else:
-            out, _ = self.decoder(emb, state)
-            ctx, _ = self.attention(out, memory)
-        return self._output(out, ctx, emb)

@@ -50,8 +50,7 @@ def _additive(mask: Tensor, dtype: torch.dtype, allowed_if_true: bool) -> Tensor
     if mask.dtype != torch.bool:
         return mask.to(dtype)
     blocked = ~mask if allowed_if_true else mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(blocked,
-                                                                                  float("-inf"))
+    return torch.zeros_like(mask, dtype=dtype).masked_fill(blocked, float("-inf"))
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,

@@ -110,8 +110,7 @@ class MLP:
         self.biases: list[Tensor] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / math.sqrt(fan_in)
-            w = torch.empty(fan_out, fan_in, dtype=dtype)
-            w.uniform_(-bound, bound, generator=generator)
+            w = torch.empty(fan_out, fan_in, dtype=dtype).uniform_(-bound, bound, generator=generator)
             b = torch.empty(fan_out, dtype=dtype).uniform_(-bound, bound, generator=generator)
             self.weights.append(w)
             self.biases.append(b)

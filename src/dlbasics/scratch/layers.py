@@ -96,19 +96,13 @@ class _ConvNd(_Affine):
         return F.pad(x, flat, mode=self.padding_mode), 0
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding not in ((0,), (0, 0)):
-            s += f", padding={self.padding}"
-        if self.dilation not in ((1,), (1, 1)):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        """The sizes, then every option that differs from its default (as ``nn.Conv*d`` prints)."""
+        options = {"padding": (self.padding, (0,) * self.dims),
+                   "dilation": (self.dilation, (1,) * self.dims), "groups": (self.groups, 1),
+                   "bias": (self.bias is not None, True), "padding_mode": (self.padding_mode, "zeros")}
+        changed = [f"{k}={v}" for k, (v, default) in options.items() if v != default]
+        return ", ".join([f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                          f"stride={self.stride}", *changed])
 
 
 class Conv2d(_ConvNd):

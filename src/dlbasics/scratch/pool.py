@@ -71,8 +71,7 @@ class _Geometry:
         self.h, self.w = hw
         self.kernel, self.stride = pair(kernel), pair(stride)
         self.padding, self.dilation = pair(padding), pair(dilation)
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        dh, dw = self.dilation
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
         self.ho = pool_output_size(self.h, kh, sh, ph, dh, ceil_mode)
         self.wo = pool_output_size(self.w, kw, sw, pw, dw, ceil_mode)
         # the windows need rows [0, (ho - 1) s + d (k - 1] of the padded image
@@ -94,8 +93,7 @@ class _Geometry:
 
     def flat_index(self, arg: Tensor) -> Tensor:
         """Window-local arg-max ``p * kw + q`` -> index ``r * W + c`` into the unpadded input."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        dh, dw = self.dilation
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
         at = {"device": arg.device}  # every index tensor lives where the input does
         p = torch.arange(kh, **at).repeat_interleave(kw)  # window cell p * kw + q -> p
         q = torch.arange(kw, **at).repeat(kh)  # -> q
@@ -123,6 +121,15 @@ class _Geometry:
         return (ch.view(-1, 1) * cw).to(like.dtype)
 
 
+def _max_result(ctx, x: Tensor, geo: _Geometry, values: Tensor, arg: Tensor) -> tuple[Tensor, Tensor]:
+    """``(values, flat input index of each window's arg-max)``, the index saved for backward."""
+    index = geo.flat_index(arg)
+    ctx.save_for_backward(index)
+    ctx.x_shape = x.shape
+    ctx.mark_non_differentiable(index)
+    return values, index
+
+
 class MaxPool2dStrided(torch.autograd.Function):
     """Vectorised max pooling; returns ``(values, flat input indices)``."""
 
@@ -132,11 +139,7 @@ class MaxPool2dStrided(torch.autograd.Function):
         geo = _Geometry((h, w), kernel, stride, padding, dilation, ceil_mode)
         win = geo.windows(geo.pad(x, float("-inf")))
         values, arg = win.reshape(n, c, geo.ho, geo.wo, -1).max(dim=-1)
-        index = geo.flat_index(arg)
-        ctx.save_for_backward(index)
-        ctx.x_shape = x.shape
-        ctx.mark_non_differentiable(index)
-        return values, index
+        return _max_result(ctx, x, geo, values, arg)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, _grad_index: Tensor):
@@ -163,11 +166,7 @@ class MaxPool2dLoop(torch.autograd.Function):
                 window = xp[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
                             j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # [N, C, kh, kw]
                 values[:, :, i, j], arg[:, :, i, j] = window.reshape(n, c, -1).max(dim=-1)
-        index = geo.flat_index(arg)
-        ctx.save_for_backward(index)
-        ctx.x_shape = x.shape
-        ctx.mark_non_differentiable(index)
-        return values, index
+        return _max_result(ctx, x, geo, values, arg)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, _grad_index: Tensor):

@@ -56,9 +56,6 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
-    "gru_cell",
-    "lstm_cell",
-    "rnn_cell",
 ]
 
 State = tuple[Tensor, ...]  # (h,) or (h, c)
@@ -116,40 +113,17 @@ def _project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# functional cells
-# ---------------------------------------------------------------------------------------------
-
-
-def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
-             b_hh: Tensor | None = None, nonlinearity: str = "tanh") -> Tensor:
-    """``h' = f(W_ih x + b_ih + W_hh h + b_hh)`` for a batch ``x: [B, I]``, ``h: [B, H]``."""
-    step = _STEPS["RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"]
-    return step(_project(x, w_ih, b_ih), (h,), w_hh, b_hh)[0]
-
-
-def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """One LSTM step: ``(h, c) -> (h', c')`` (gate order i, f, g, o)."""
-    return _lstm_step(_project(x, w_ih, b_ih), state, w_hh, b_hh)
-
-
-def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
-             b_hh: Tensor | None = None) -> Tensor:
-    """One GRU step ``h -> h'`` (gate order r, z, n)."""
-    return _gru_step(_project(x, w_ih, b_ih), (h,), w_hh, b_hh)[0]
-
-
-# ---------------------------------------------------------------------------------------------
 # cell modules (nn.RNNCell / nn.LSTMCell / nn.GRUCell)
 # ---------------------------------------------------------------------------------------------
 
 
 class _CellBase(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, gates: int,
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool,
                  device=None, dtype=None) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
+        gates = _GATES[mode]
         self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size, **kw))
         if bias:
@@ -169,6 +143,11 @@ class _CellBase(nn.Module):
     def _zeros(self, x: Tensor) -> Tensor:
         return x.new_zeros(*x.shape[:-1], self.hidden_size)
 
+    def _step(self, x: Tensor, state: State) -> State:
+        """One step of the cell for a batch ``x: [B, I]``: the new state."""
+        xw = _project(x, self.weight_ih, self.bias_ih)
+        return _STEPS[self.mode](xw, state, self.weight_hh, self.bias_hh)
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
@@ -181,12 +160,11 @@ class RNNCell(_CellBase):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, bias, device, dtype)
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
-        hx = self._zeros(x) if hx is None else hx
-        return rnn_cell(x, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                        self.nonlinearity)
+        return self._step(x, (self._zeros(x) if hx is None else hx,))[0]
 
 
 class LSTMCell(_CellBase):
@@ -194,12 +172,11 @@ class LSTMCell(_CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None) -> None:
-        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, Tensor]:
-        hx = (self._zeros(x), self._zeros(x)) if hx is None else hx
-        return lstm_cell(x, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return self._step(x, (self._zeros(x), self._zeros(x)) if hx is None else hx)
 
 
 class GRUCell(_CellBase):
@@ -207,11 +184,10 @@ class GRUCell(_CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None) -> None:
-        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
-        hx = self._zeros(x) if hx is None else hx
-        return gru_cell(x, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return self._step(x, (self._zeros(x) if hx is None else hx,))[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,22 +262,13 @@ class _RNNBase(nn.Module):
         return tuple(getattr(self, name + sfx, None) for name in names)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.proj_size:
-            s += f", proj_size={self.proj_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            s += f", nonlinearity={self.nonlinearity}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        return s
+        """The sizes, then every option that differs from its default (as ``nn.RNN`` prints)."""
+        options = {"proj_size": (self.proj_size, 0), "num_layers": (self.num_layers, 1),
+                   "nonlinearity": (getattr(self, "nonlinearity", "tanh"), "tanh"),
+                   "bias": (self.bias, True), "batch_first": (self.batch_first, False),
+                   "dropout": (self.dropout, 0.0), "bidirectional": (self.bidirectional, False)}
+        changed = [f"{k}={v}" for k, (v, default) in options.items() if v != default]
+        return ", ".join([f"{self.input_size}, {self.hidden_size}", *changed])
 
     # -- forward --------------------------------------------------------------------------------
 
