@@ -25,6 +25,7 @@ from dlbasics.errors import UserError
 
 REPEATS = ("seed", "data.fold")  # overrides that only repeat a setting
 REPORTED = ("test/", "val/")
+STATS = ("mean", "std", "count")  # of every reported metric over the jobs of a setting
 
 
 @dataclass
@@ -95,8 +96,8 @@ def _cell(stats: dict[str, Any] | None) -> str:
 
 
 def write_tables(folder: Path, jobs: list[Job], rows: list[dict[str, Any]]) -> list[Path]:
-    metrics = sorted({k for r in rows for k in r if "/" in k})
-    columns = ["setting", "n", *metrics, "fit_seconds", "failed"]
+    averaged = [*sorted({k for r in rows for k in r if "/" in k}), "fit_seconds"]
+    columns = ["setting", "n", *averaged, "failed"]
     with open(folder / "jobs.csv", "w", newline="") as f:
         keys = sorted({k for j in jobs for k in j.metrics})
         writer = csv.writer(f)
@@ -107,19 +108,16 @@ def write_tables(folder: Path, jobs: list[Job], rows: list[dict[str, Any]]) -> l
                              *[j.metrics.get(k, "") for k in keys]])
     with open(folder / "aggregate.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([c for c in columns if c not in metrics + ["fit_seconds"]]
-                        + [f"{m} {s}" for m in [*metrics, "fit_seconds"] for s in ("mean", "std", "count")])
+        writer.writerow(["setting", "n", "failed", *(f"{m} {s}" for m in averaged for s in STATS)])
         for r in rows:
-            stats = [r.get(m) or {} for m in [*metrics, "fit_seconds"]]
-            writer.writerow([r["setting"], r["n"], " ".join(r["failed"])]
-                            + [s.get(k, "") for s in stats for k in ("mean", "std", "count")])
+            writer.writerow([r["setting"], r["n"], " ".join(r["failed"]),
+                             *((r.get(m) or {}).get(s, "") for m in averaged for s in STATS)])
     shared = set.intersection(*(set(r["setting"].split()) for r in rows))
     lines = [f"Every job: `{' '.join(o for o in rows[0]['setting'].split() if o in shared)}`", ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         own = " ".join(o for o in r["setting"].split() if o not in shared) or "(as above)"
-        cells = [f"`{own}`", str(r["n"]), *[_cell(r.get(m)) for m in metrics],
-                 _cell(r.get("fit_seconds")), ", ".join(r["failed"])]
+        cells = [f"`{own}`", str(r["n"]), *[_cell(r.get(m)) for m in averaged], ", ".join(r["failed"])]
         lines.append("| " + " | ".join(cells) + " |")
     (folder / "aggregate.md").write_text("\n".join(lines) + "\n")
     (folder / "aggregate.json").write_text(json.dumps(rows, indent=2) + "\n")

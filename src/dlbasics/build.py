@@ -68,8 +68,7 @@ def _channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any
                  if isinstance(a, torch.Tensor) and a.dim() == 4 else a for a in args)
 
 
-def apply_runtime_options(net: nn.Module, compile: bool = False, channels_last: bool = False
-                          ) -> nn.Module:
+def apply_runtime_options(net: nn.Module, compile: bool = False, channels_last: bool = False) -> None:
     """``channels_last``: 4-D weights and inputs in the channels-last (NHWC) memory format, which
     convolution kernels prefer; a network without 4-D tensors is unchanged. ``compile``:
     ``torch.compile`` in place (``nn.Module.compile``: the state-dict keys stay the same, so
@@ -79,7 +78,6 @@ def apply_runtime_options(net: nn.Module, compile: bool = False, channels_last: 
         net.register_forward_pre_hook(_channels_last_inputs)
     if compile:
         net.compile()
-    return net
 
 
 BUILT_ARGS = {"self", "net", "spec", "optimizer", "scheduler", "scheduler_interval", "options"}
@@ -119,8 +117,7 @@ def build_module(cfg: DictConfig, spec: DataSpec) -> LitModule:
     return module
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: tuple[L.Callback, ...] = (),
-                  **overrides: Any) -> L.Trainer:
+def build_trainer(cfg: DictConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += list(extra_callbacks)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
@@ -128,7 +125,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: tuple[L.Callback, ...] = (),
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                              plugins=[SafeCheckpointIO()], **overrides)
+                              plugins=[SafeCheckpointIO()])
     except InstantiationException as err:
         if not isinstance(err.__cause__, MisconfigurationException):
             raise
@@ -219,6 +216,4 @@ def finetune_callbacks(cfg: DictConfig) -> list[L.Callback]:
     if options.get("unfreeze_at_epoch") is not None and not options.get("freeze"):
         raise UserError("finetune.unfreeze_at_epoch thaws a frozen backbone: add "
                         "finetune.freeze=true (or drop unfreeze_at_epoch to train it all along)")
-    if options.get("freeze"):
-        return [FreezeBackbone(options.get("unfreeze_at_epoch"))]
-    return []
+    return [FreezeBackbone(options.get("unfreeze_at_epoch"))] if options.get("freeze") else []

@@ -4,6 +4,7 @@ backbone of transfer learning (the run-folder plots are ``dlbasics.plots.RunPlot
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
 import sys
@@ -74,8 +75,6 @@ class MedianPruner(L.Callback):
         return a < b if self.mode == "min" else a > b
 
     def _others(self, run_dir: Path, epoch: int) -> list[float]:
-        import csv
-
         bests = []
         for path in run_dir.parent.glob("*/csv/metrics.csv"):
             if path.parents[1] == run_dir:

@@ -60,19 +60,17 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
     """
     global _last_read
     p = Path(path).expanduser()
-    if p.is_file():
-        st = p.stat()
-        key = (p.resolve(), st.st_size, st.st_mtime_ns)
-        if _last_read is not None and _last_read[0] == key:
-            return dict(_last_read[1])
     if p.is_dir():
-        hint = f"continue that run with resume={path}, or give " if (p / ".hydra").is_dir() else \
-            "give "
-        raise UserError(f"{option}={path} is a folder, not a checkpoint file: {hint}a .ckpt file "
+        hint = f"continue that run with resume={path}, or give" if (p / ".hydra").is_dir() else "give"
+        raise UserError(f"{option}={path} is a folder, not a checkpoint file: {hint} a .ckpt file "
                         f"(e.g. {p / 'checkpoints' / 'last.ckpt'})")
     if not p.is_file():
         raise UserError(f"{option}={path} does not exist. Checkpoints are saved in "
                         f"<run folder>/checkpoints/ (last.ckpt and the best epoch).")
+    st = p.stat()
+    key = (p.resolve(), st.st_size, st.st_mtime_ns)
+    if _last_read is not None and _last_read[0] == key:
+        return dict(_last_read[1])
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure means "not a checkpoint"
@@ -81,8 +79,7 @@ def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, An
         why = ("holds Python objects besides tensors and plain containers, so it was not loaded "
                "(loading it could run code)" if unsafe
                else f"is not a readable checkpoint ({type(err).__name__})")
-        raise UserError(f"{option}={path} {why}. Pass a .ckpt file written by dlbasics.train.") \
-            from None
+        raise UserError(f"{option}={path} {why}. Pass a .ckpt file written by dlbasics.train.") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or KEY not in ckpt:
         raise UserError(f"{option}={path} is not a dlbasics checkpoint (no state_dict/run "
                         f"config). Pass a .ckpt file written by dlbasics.train.")

@@ -48,9 +48,9 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
+    sys.exit(2)
 
 
 def user_message(err: BaseException) -> str | None:

@@ -29,9 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@entry_point("eval", checkpoint_usage="to evaluate: python -m dlbasics.eval ckpt_path=PATH")
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+main = entry_point("eval", checkpoint_usage="to evaluate: python -m dlbasics.eval ckpt_path=PATH")(evaluate)
 
 
 if __name__ == "__main__":

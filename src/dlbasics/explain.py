@@ -140,10 +140,8 @@ def print_report(report: dict[str, Any], folder: Path) -> None:
     print(f"run folder: {folder}")
 
 
-@entry_point("explain", checkpoint_usage="of the classifier to explain: python -m "
-                                          "dlbasics.explain ckpt_path=PATH method=integrated_gradients")
-def main(cfg: DictConfig) -> None:
-    explain(cfg)
+main = entry_point("explain", checkpoint_usage="of the classifier to explain: python -m dlbasics.explain "
+                                               "ckpt_path=PATH method=integrated_gradients")(explain)
 
 
 if __name__ == "__main__":

@@ -49,26 +49,19 @@ def run_generate(cfg: DictConfig) -> str:
     prompt = str(cfg.prompt)
     texts = []
     for i in range(cfg.samples):
-        if i:
-            sys.stdout.write("\n\n")
-        sys.stdout.write(prompt)
-        sys.stdout.flush()
+        print("\n\n" + prompt if i else prompt, end="", flush=True)
         text = prompt
         for ch in sample_text(net, vocab, prompt, cfg.max_new_tokens, cfg.temperature,
                               cfg.top_k, cfg.seed + i, cfg.use_cache):
-            sys.stdout.write(ch)
-            sys.stdout.flush()
+            print(ch, end="", flush=True)
             text += ch
         texts.append(text)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    print(flush=True)
     return "\n\n".join(texts)
 
 
-@entry_point("generate", checkpoint_usage="to sample from: python -m dlbasics.generate "
-                                           "ckpt_path=PATH prompt=...")
-def main(cfg: DictConfig) -> None:
-    run_generate(cfg)
+main = entry_point("generate", checkpoint_usage="to sample from: python -m dlbasics.generate "
+                                                "ckpt_path=PATH prompt=...")(run_generate)
 
 
 if __name__ == "__main__":

@@ -42,17 +42,15 @@ class MuonAdamW(torch.optim.Optimizer):
         self.adamw = torch.optim.AdamW(adamw, lr=lr, betas=tuple(betas), eps=eps,
                                        weight_decay=weight_decay) if adamw else None
 
-    def _inner(self) -> list[torch.optim.Optimizer]:
-        return [o for o in (self.muon, self.adamw) if o is not None]
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for optimizer in self._inner():
-            optimizer.step()
+        for optimizer in (self.muon, self.adamw):
+            if optimizer is not None:
+                optimizer.step()
         return loss
 
     def state_dict(self) -> dict[str, Any]:

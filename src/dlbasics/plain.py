@@ -109,7 +109,7 @@ def schedule(cfg: DictConfig, batches_per_epoch: int) -> tuple[int, int]:
     return -(-total // batches_per_epoch), total
 
 
-def validation_points(cfg: DictConfig) -> Callable[[int, bool], bool]:
+def validation_points(cfg: DictConfig) -> Callable[[int, bool, int], bool]:
     """Whether the Trainer validates after global step ``step`` (``end``: the epoch's last batch)."""
     every = cfg.trainer.get("check_val_every_n_epoch")
     interval = cfg.trainer.get("val_check_interval")
@@ -175,7 +175,6 @@ def fit(cfg: DictConfig, target: Target | None = None, test: bool = True,
     net.train()
     start = time.perf_counter()
     for epoch in range(epochs):
-        n_batches = len(loader)
         for i, (number, (x, y)) in enumerate(batches(loader, cfg.seed, step, device)):
             if on_batch is not None:
                 on_batch(number, (x, y))
@@ -192,7 +191,7 @@ def fit(cfg: DictConfig, target: Target | None = None, test: bool = True,
             step += 1
             if on_loss is not None:
                 on_loss(step, loss.item())
-            last = i + 1 == n_batches or step == total
+            last = i + 1 == len(loader) or step == total
             if validate_now(step, last, epoch):
                 scores = {f"val/{k}": v for k, v in evaluate(module, val_loader, autocast).items()}
                 run.validations.append({"step": step, **scores,

@@ -24,12 +24,12 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 History = dict[str, dict[str, list[tuple[int, float]]]]  # metric -> split -> [(epoch, value)]
 
 
-def _save(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+def _save(fig: Any, path: str | Path) -> Path:
     """The figure laid out tight, written to ``path`` and closed."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -65,11 +65,9 @@ def confusion_matrix(matrix: torch.Tensor | np.ndarray, class_names: Sequence[st
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     if k <= 30:
-        for i in range(k):
-            for j in range(k):
-                if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if shares[i, j] > 0.5 else "black")
+        for i, j in np.argwhere(counts):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")
     labels = [str(c) for c in class_names]
     slanted = max(map(len, labels)) > 2  # longer names than "10" would overlap
     ax.set_xticks(range(k), labels, rotation=60 if slanted else 0, ha="right" if slanted else "center")
@@ -145,7 +143,7 @@ class RunPlots(L.Callback):
 
 # ---- attributions -------------------------------------------------------------------------------
 def _example_grid(n: int, captions: Sequence[str], correct: Sequence[bool | None], title: str,
-                  per_row: int, panels: int, width: float, height: float) -> tuple[Any, Any]:
+                  panels: int, width: float, height: float, per_row: int = 4) -> tuple[Any, Any]:
     """A titled figure of ``n`` examples, ``per_row`` to a row, each ``panels`` axes (all off) of
     ``width`` x ``height`` inches, captioned over the first in green (a right prediction), red
     (wrong) or black (unknown): (figure, axes (examples, panels))."""
@@ -162,22 +160,15 @@ def _example_grid(n: int, captions: Sequence[str], correct: Sequence[bool | None
     return fig, axes
 
 
-def _display(image: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> what imshow takes."""
-    array = image.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return array[..., 0] if array.shape[-1] == 1 else array
-
-
 def image_grid(images: torch.Tensor, attributions: torch.Tensor, captions: Sequence[str],
-               correct: Sequence[bool | None], path: str | Path, title: str,
-               per_row: int = 4) -> Path:
+               correct: Sequence[bool | None], path: str | Path, title: str) -> Path:
     """Each example as two panels: the input, and the attribution over it (red: towards the
     predicted class, blue: against it; scaled per example). ``images`` (N, C, H, W) in [0, 1],
     ``attributions`` (N, H, W)."""
-    fig, axes = _example_grid(len(images), captions, correct, title, per_row, 2, 1.6, 1.9)
+    fig, axes = _example_grid(len(images), captions, correct, title, 2, 1.6, 1.9)
     for i in range(len(images)):
         left, right = axes[i]
-        shown = _display(images[i])
+        shown = images[i].clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu().numpy()  # (H, W) or (H, W, 3)
         gray = shown if shown.ndim == 2 else shown.mean(-1)
         left.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
         attribution = attributions[i].cpu().numpy()
@@ -190,11 +181,10 @@ def image_grid(images: torch.Tensor, attributions: torch.Tensor, captions: Seque
 
 
 def signal_grid(signals: torch.Tensor, attributions: torch.Tensor, captions: Sequence[str],
-                correct: Sequence[bool | None], path: str | Path, title: str,
-                per_row: int = 4) -> Path:
+                correct: Sequence[bool | None], path: str | Path, title: str) -> Path:
     """Each signal (channel 0) as a line over bars of its attribution per step (red: towards
     the predicted class, blue: against). ``signals`` (N, C, L), ``attributions`` (N, L)."""
-    fig, axes = _example_grid(len(signals), captions, correct, title, per_row, 1, 3.0, 2.0)
+    fig, axes = _example_grid(len(signals), captions, correct, title, 1, 3.0, 2.0)
     for i in range(len(signals)):
         ax = axes[i, 0]
         ax.axis("on")

@@ -85,10 +85,8 @@ def print_table(rows: list[dict[str, object]], show: int) -> None:
         print(f"... {len(rows) - show} more")
 
 
-@entry_point("predict", checkpoint_usage="to predict with: python -m dlbasics.predict "
-                                          "ckpt_path=PATH input=FILE_OR_FOLDER")
-def main(cfg: DictConfig) -> None:
-    predict(cfg)
+main = entry_point("predict", checkpoint_usage="to predict with: python -m dlbasics.predict "
+                                               "ckpt_path=PATH input=FILE_OR_FOLDER")(predict)
 
 
 if __name__ == "__main__":

@@ -101,11 +101,9 @@ def check_fits(ckpt_path: str, saved: dict[str, Any], cfg: DictConfig) -> None:
     configured ones, naming both (before a state dict fails to load, or loads wrongly)."""
     now: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     for section in ("model", "data", "optimizer"):
-        old, new = dict(saved.get(section) or {}), dict(now.get(section) or {})
+        old, new = saved.get(section) or {}, now.get(section) or {}
         runtime = {"data": RUNTIME_DATA_KEYS, "model": RUNTIME_MODEL_KEYS}.get(section, ())
-        for key in runtime:
-            old.pop(key, None), new.pop(key, None)
-        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        diff = sorted(k for k in (old.keys() | new.keys()) - set(runtime) if old.get(k) != new.get(k))
         if not diff:
             continue
         choice_then = (saved.get("choices") or {}).get(section, old.get("_target_"))

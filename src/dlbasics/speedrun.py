@@ -97,24 +97,20 @@ def split_tokens(cfg: DictConfig) -> tuple[int, int] | None:
                  for m in (val_end - train_end, n - val_end))
 
 
-def with_whole_val(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
-    """Add, for a char LM, the loss over val + test (nanoGPT's val split: the last 10%)."""
-    tokens = split_tokens(cfg)
-    test = result["test"].get("test/loss")
-    if tokens and result["value"] is not None and test is not None and \
-            result.get("monitor", "val/loss") == "val/loss":
-        result["whole_val_loss"] = (result["value"] * tokens[0] + test * tokens[1]) / sum(tokens)
-    return result
-
-
 def _result(side: str, seed: int, hit: dict[str, Any] | None, cfg: DictConfig, run: Speedrun,
             fit_seconds: float, steps_run: int, test: dict[str, float]) -> dict[str, Any]:
-    return with_whole_val({
+    """One run's record; for a char LM that reached a val/loss target, also the loss over val +
+    test (``whole_val_loss``: nanoGPT's val split, the last 10%)."""
+    result = {
         "side": side, "seed": seed, "reached": hit is not None,
         "seconds": round(hit["seconds"], 3) if hit else None, "step": hit["step"] if hit else None,
         "samples": hit["step"] * samples_per_step(cfg) if hit else None,
         "value": hit["value"] if hit else None, "fit_seconds": round(fit_seconds, 2),
-        "steps_run": steps_run, "monitor": run.monitor, "test": test}, cfg)
+        "steps_run": steps_run, "monitor": run.monitor, "test": test}
+    tokens, test_loss = split_tokens(cfg), test.get("test/loss")
+    if tokens and hit and test_loss is not None and run.monitor == "val/loss":
+        result["whole_val_loss"] = (hit["value"] * tokens[0] + test_loss * tokens[1]) / sum(tokens)
+    return result
 
 
 def run_lightning(run: Speedrun, seed: int, extra: list[str], root: Path) -> dict[str, Any]:

@@ -45,9 +45,7 @@ log = logging.getLogger("dlbasics.train")
 
 def module_hints() -> dict[str, dict[str, Any]]:
     """The declared types of the ``module.*`` options (null: the module's default)."""
-    hints: dict[str, Any] = {}
-    for cls in set(LIT_MODULES.values()):
-        hints.update(init_hints(cls))
+    hints = {k: v for cls in set(LIT_MODULES.values()) for k, v in init_hints(cls).items()}
     return {"module": {k: v | None for k, v in hints.items()},
             "finetune": {"ckpt_path": str | None, "freeze": bool, "reset_head": bool}}
 

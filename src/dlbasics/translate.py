@@ -54,19 +54,17 @@ class Translator:
 
 
 def translate(cfg: DictConfig) -> list[str]:
-    texts = [str(cfg.text)] if cfg.get("text") is not None else None
-    if texts is None:
-        if sys.stdin.isatty():
-            raise UserError("give the sentence to translate: 'text=\"...\"' (or pipe lines in)")
-        texts = [line.strip() for line in sys.stdin if line.strip()]
+    if cfg.get("text") is None and sys.stdin.isatty():
+        raise UserError("give the sentence to translate: 'text=\"...\"' (or pipe lines in)")
+    texts = ([str(cfg.text)] if cfg.get("text") is not None
+             else [line.strip() for line in sys.stdin if line.strip()])
     translator = Translator(cfg.ckpt_path)
-    unknown = translator.datamodule.src_vocab.unk_index
+    dm = translator.datamodule
     out = []
     for i, text in enumerate(texts):
         result = translator(text, int(cfg.beam_size), float(cfg.length_penalty), cfg.max_len)
-        oov = [w for w, i_ in zip(translator.datamodule.src_vocab.tokenize(text),
-                                  translator.datamodule.encode_source(text).tolist())
-               if i_ == unknown]
+        oov = [w for w, id_ in zip(dm.src_vocab.tokenize(text), dm.encode_source(text).tolist())
+               if id_ == dm.src_vocab.unk_index]
         if oov:
             print(f"note: words unknown to the model: {' '.join(oov)}", file=sys.stderr)
         print(result["translation"], flush=True)
@@ -80,10 +78,8 @@ def translate(cfg: DictConfig) -> list[str]:
     return out
 
 
-@entry_point("translate", checkpoint_usage="of a seq2seq model: python -m dlbasics.translate "
-                                            "ckpt_path=PATH 'text=\"...\"'")
-def main(cfg: DictConfig) -> None:
-    translate(cfg)
+main = entry_point("translate", checkpoint_usage="of a seq2seq model: python -m dlbasics.translate "
+                                                 "ckpt_path=PATH 'text=\"...\"'")(translate)
 
 
 if __name__ == "__main__":

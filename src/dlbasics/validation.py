@@ -21,27 +21,24 @@ from omegaconf.errors import OmegaConfBaseException
 from dlbasics.configs import RUNTIME_MODEL_KEYS
 from dlbasics.errors import UserError
 
-Rule = tuple[type, Callable[[Any], bool], str]
+Rule = tuple[Callable[[Any], bool], str]  # (whether a value is allowed, what is allowed)
 
 
-def _rule(kind: type, low: float | None = None, high: float | None = None, *,
+def _rule(kind: type, low: float, high: float | None = None, *,
           low_open: bool = False, high_open: bool = False, nullable: bool = False) -> Rule:
     def ok(v: Any) -> bool:
         if v is None:
             return nullable
         if isinstance(v, bool) or not isinstance(v, int if kind is int else int | float):
             return False
-        return not ((low is not None and (v <= low if low_open else v < low))
+        return not ((v <= low if low_open else v < low)
                     or (high is not None and (v >= high if high_open else v > high)))
 
     what = "an integer" if kind is int else "a number"
-    bounds = []
-    if low is not None:
-        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    bounds = [f"{'>' if low_open else '>='} {low:g}"]
     if high is not None:
         bounds.append(f"{'<' if high_open else '<='} {high:g}")
-    text = f"{what} {' and '.join(bounds)}".strip() + (", or null" if nullable else "")
-    return (int if kind is int else float), ok, text
+    return ok, f"{what} {' and '.join(bounds)}" + (", or null" if nullable else "")
 
 
 def _ints(low: int, **kw: Any) -> Rule:
@@ -140,15 +137,14 @@ def _hints(target: str) -> dict[str, Any]:
 
 def _problem(key: str, value: Any, annotation: Any) -> str | None:
     if key in RANGES:
-        _, ok, text = RANGES[key]
+        ok, text = RANGES[key]
         return None if ok(value) else f"must be {text}"
     if key in RUNTIME_MODEL_KEYS:
         return None if isinstance(value, bool) else "must be true or false"
     if key in LISTS_OF_WIDTHS:
-        if isinstance(value, list) and value and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
-            return None
-        return "must be a list of integers >= 1, e.g. [32, 64]"
+        widths_ok = isinstance(value, list) and len(value) > 0 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        return None if widths_ok else "must be a list of integers >= 1, e.g. [32, 64]"
     allowed = _alternatives(annotation) if annotation is not None else None
     if allowed is None or any(_matches(value, a) for a in allowed):
         return None
