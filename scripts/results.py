@@ -160,7 +160,8 @@ def baseline_figures(experiment: str) -> dict[str, float]:
         dm = instantiate(cfg.data)
         dm.prepare_data()
         dm.setup()
-        cache[key] = {"data": cfg.data._target_, "figures": baselines(dm)}
+        figures = baselines(dm)  # in name order, as they read back from the file
+        cache[key] = {"data": cfg.data._target_, "figures": dict(sorted(figures.items()))}
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_text(json.dumps(cache, indent=2, sort_keys=True) + "\n")
     return cache[key]["figures"]

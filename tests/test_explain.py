@@ -124,7 +124,7 @@ def trained_checkpoint(root: Path, experiment: str, epochs: int, batches: int) -
 
 @pytest.fixture(scope="module")
 def mnist_cnn(tmp_path_factory) -> Path:
-    """The make-train CNN after 2 short epochs (80 steps) on real MNIST digits."""
+    """The make-train CNN after 2 short epochs (2 x 29 steps of 128) on real MNIST digits."""
     return trained_checkpoint(tmp_path_factory.mktemp("explain_cnn"), "mnist5k_cnn", 2, 40)
 
 

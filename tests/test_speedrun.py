@@ -27,7 +27,7 @@ LM = ["experiment=shakespeare_transformer", "data.samples_per_epoch=72", "traine
       "trainer.max_epochs=2", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
       "data.block_size=16", "data.eval_batch_size=512"]
 IMAGES = ["experiment=mnist5k_cnn", "trainer.max_epochs=2", "data.val_fraction=0.904",
-          "model.channels=[8,16]", "model.hidden=16"]  # 384 training digits: 6 batches of 64
+          "data.batch_size=64", "model.channels=[8,16]", "model.hidden=16"]  # 384 training digits: 6 batches of 64
 
 
 def digest(batch: Any) -> str:
