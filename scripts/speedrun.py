@@ -116,11 +116,34 @@ def table(results: dict[str, Any]) -> str:
         ng = results["nanogpt"]
         rows.append(f"\nnanoGPT's CPU recipe in the same invocation: {fmt(ng['seconds'])} s for "
                     f"2,000 iterations (printed val loss {fmt(ng['val'], digits=3)}).")
-    env = results.get("environment", {})
-    rows.append(f"\nMeasured by `{results.get('command', 'python scripts/speedrun.py')}` "
-                f"({env.get('date', '?')}; torch {env.get('torch', '?')}, "
-                f"{env.get('threads', '?')} threads, {env.get('machine', '?')}).")
+    options = [(name, entry["options"]) for name, entry in results.get("targets", {}).items()
+               if entry.get("options")]
+    if options:
+        rows += ["", "Options, Lightning side only, against the first row of the same invocation:",
+                 "", "| target | variant | overrides | time to target, s: median (range) | "
+                 "test figure at that point | time / first variant |", "|---|---|---|---|---|---|"]
+    for name, group in options:
+        is_acc = SPEEDRUNS[name].monitor.endswith("acc")
+        base = None
+        for vname, variant in group["variants"].items():
+            light = variant["summary"].get("lightning", {})
+            seconds = (light.get("seconds") or {}).get("median")
+            base = base or seconds
+            test = fmt(light.get("test"), 100, 1, "%") if is_acc else fmt(light.get("test"), 1, 3)
+            rows.append(f"| {name} | {vname} | `{' '.join(variant['overrides']) or '-'}` | "
+                        f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | {test} "
+                        f"| {f'{seconds / base:.2f}x' if seconds and base else '-'} |")
+    measured = [(name, entry) for name, entry in results.get("targets", {}).items()]
+    measured += [(f"{name} options", entry["options"]) for name, entry in options]
+    rows.append("\nMeasured by " + "; ".join(
+        f"{name}: `{entry.get('command', '?')}` ({measured_on(entry.get('environment', {}))})"
+        for name, entry in measured) + ".")
     return "\n".join(rows)
+
+
+def measured_on(env: dict[str, Any]) -> str:
+    return (f"{env.get('date', '?')}; torch {env.get('torch', '?')}, {env.get('threads', '?')} "
+            f"threads, {env.get('machine', '?')}")
 
 
 def main() -> None:
@@ -148,6 +171,10 @@ def main() -> None:
     results.setdefault("targets", {})
     root = Path(tempfile.mkdtemp(prefix="speedrun-"))
     nanogpt: list[dict[str, Any]] = []
+    command = "python scripts/speedrun.py " + " ".join(sys.argv[1:])
+    environment = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+                   "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                   "machine": platform.processor() or platform.machine()}
     for name in args.targets:
         run = SPEEDRUNS[name]
         if not args.no_warm_up:
@@ -169,11 +196,18 @@ def main() -> None:
         entry = results["targets"].setdefault(name, {"variants": {}})
         entry.update(recipe=list(run.recipe), monitor=run.monitor, target=run.target,
                      mode=run.mode, goal=run.goal)
+        if list(variants) != ["recipe"]:  # an options comparison: kept apart from the main row
+            entry["options"] = {"variants": {}, "command": command,
+                                "environment": {**environment, "load_average": os.getloadavg()}}
+            into = entry["options"]["variants"]
+        else:
+            entry.update(command=command,
+                         environment={**environment, "load_average": os.getloadavg()})
+            into = entry["variants"]
         base = None
         for vname, rs in runs.items():
             summary = summarise(rs, run.test_metric)
-            entry["variants"][vname] = {"overrides": variants[vname], "runs": rs,
-                                        "summary": summary}
+            into[vname] = {"overrides": variants[vname], "runs": rs, "summary": summary}
             light = (summary.get("lightning") or summary.get("plain") or {}).get("seconds")
             if light and base is None:
                 base = light["median"]
@@ -188,11 +222,6 @@ def main() -> None:
             "val": {"median": float(np.median([r["val"] for r in nanogpt])),
                     "min": min(r["val"] for r in nanogpt), "max": max(r["val"] for r in nanogpt),
                     "n": len(nanogpt)}}
-    results["command"] = "python scripts/speedrun.py " + " ".join(sys.argv[1:])
-    results["environment"] = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                              "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                              "machine": platform.processor() or platform.machine(),
-                              "load_average": os.getloadavg()}
     print(table(results))
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
 LM = ["experiment=shakespeare_transformer", "data.samples_per_epoch=72", "trainer.max_steps=12",
       "trainer.max_epochs=2", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
       "data.block_size=16", "data.eval_batch_size=512"]
+# 384 training digits: 6 batches of 64
 IMAGES = ["experiment=mnist5k_cnn", "trainer.max_epochs=2", "data.val_fraction=0.904",
-          "data.batch_size=64", "model.channels=[8,16]", "model.hidden=16"]  # 384 training digits: 6 batches of 64
+          "data.batch_size=64", "model.channels=[8,16]", "model.hidden=16"]
 
 
 def digest(batch: Any) -> str:
@@ -201,3 +202,20 @@ def test_muon_trains_hidden_matrices_and_resumes(tmp_path):
     assert all(torch.equal(fresh.muon.state[p]["momentum_buffer"],
                            optimizer.muon.state[p]["momentum_buffer"])
                for p in optimizer.muon.state)
+
+
+def test_readme_speedrun_table_is_generated_from_results():
+    """The README's speedrun block is ``table(results/speedrun.json)``: no figure typed by hand."""
+    import importlib.util
+
+    from dlbasics.configs import PROJECT_ROOT
+    from dlbasics.readme import block
+
+    spec = importlib.util.spec_from_file_location("speedrun_script",
+                                                  PROJECT_ROOT / "scripts" / "speedrun.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = json.loads((PROJECT_ROOT / "results" / "speedrun.json").read_text())
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert block(readme, "speedrun").strip() == script.table(results).strip()
+    assert all(entry.get("command") for entry in results["targets"].values())
