@@ -17,22 +17,20 @@ import argparse
 import bz2
 import collections
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlbasics.data.splits import fixed_test_split
 from dlbasics.data.text_datasets import RTSentiment
 from dlbasics.data.vocab import word_tokenize
 
 
-def corpus(test_fraction: float = 0.15) -> list[list[str]]:
-    """Tokenized non-test snippets (as rt_sentiment tokenizes them) and plot summaries."""
-    texts, labels = RTSentiment.read_all()
-    rest, _ = fixed_test_split(len(labels), test_fraction, labels)
-    documents = [texts[i] for i in rest]
+def corpus() -> list[list[str]]:
+    """Tokenized non-test snippets (as rt_sentiment splits and tokenizes them) and plot summaries."""
+    documents = RTSentiment().read()["train"][0]  # the fixed test split is left out
     with bz2.open(RTSentiment.path(), "rt", encoding="utf-8", newline="") as f:
         documents += [row["text"] for row in csv.DictReader(f) if row["category"] == "plot"]
     return [word_tokenize(d) for d in documents]
@@ -60,6 +58,10 @@ def main() -> None:
     parser.add_argument("--min-count", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.out.exists():
+        print(f"error: {args.out} exists: give another --out (nothing is overwritten)",
+              file=sys.stderr)
+        sys.exit(2)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(1)  # the same vectors on every machine

@@ -21,6 +21,7 @@ import os
 import pickle
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -112,33 +113,47 @@ def table(results: dict[str, Any]) -> str:
                     f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | "
                     f"{fmt(light.get('steps'), digits=0)} | {test} | "
                     f"{fmt(ref.get('seconds'))} | {ratio} |")
-    if results.get("nanogpt"):
-        ng = results["nanogpt"]
-        rows.append(f"\nnanoGPT's CPU recipe in the same invocation: {fmt(ng['seconds'])} s for "
-                    f"2,000 iterations (printed val loss {fmt(ng['val'], digits=3)}).")
-    options = [(name, entry["options"]) for name, entry in results.get("targets", {}).items()
-               if entry.get("options")]
-    if options:
-        rows += ["", "Options, Lightning side only, against the first row of the same invocation:",
-                 "", "| target | variant | overrides | time to target, s: median (range) | "
-                 "test figure at that point | time / first variant |", "|---|---|---|---|---|---|"]
-    for name, group in options:
+    for name, entry in results.get("targets", {}).items():
+        if entry.get("nanogpt") and entry["variants"].get("recipe"):
+            ng = entry["nanogpt"]
+            rows.append(f"\nnanoGPT's CPU recipe in the same invocation as {name}: "
+                        f"{fmt(ng['seconds'])} s for 2,000 iterations (printed val loss "
+                        f"{fmt(ng['val'], digits=3)}).")
+    groups = [(name, group) for name, entry in results.get("targets", {}).items()
+              for group in entry.get("options", [])]
+    if groups:
+        rows += ["", "Options, Lightning side only, against the first variant of the same "
+                 "invocation:", "", "| target | variant | overrides | time to target, s: median "
+                 "(range) | test figure at that point | time / first variant |",
+                 "|---|---|---|---|---|---|"]
+    for name, group in groups:
         is_acc = SPEEDRUNS[name].monitor.endswith("acc")
-        base = None
-        for vname, variant in group["variants"].items():
+        base: float | None = None
+        for i, (vname, variant) in enumerate(group["variants"].items()):
             light = variant["summary"].get("lightning", {})
             seconds = (light.get("seconds") or {}).get("median")
-            base = base or seconds
+            if i == 0:
+                base = seconds
             test = fmt(light.get("test"), 100, 1, "%") if is_acc else fmt(light.get("test"), 1, 3)
             rows.append(f"| {name} | {vname} | `{' '.join(variant['overrides']) or '-'}` | "
                         f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | {test} "
                         f"| {f'{seconds / base:.2f}x' if seconds and base else '-'} |")
-    measured = [(name, entry) for name, entry in results.get("targets", {}).items()]
-    measured += [(f"{name} options", entry["options"]) for name, entry in options]
+    measured = [(name, entry) for name, entry in results.get("targets", {}).items()
+                if entry["variants"].get("recipe")]
+    measured += [(f"{name} options", group) for name, group in groups]
     rows.append("\nMeasured by " + "; ".join(
         f"{name}: `{entry.get('command', '?')}` ({measured_on(entry.get('environment', {}))})"
         for name, entry in measured) + ".")
     return "\n".join(rows)
+
+
+def nanogpt_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    vals = [r["val"] for r in runs]
+    seconds = summarise([{"side": "plain", "reached": True, "seconds": r["seconds"],
+                          "step": r["step"], "samples": r["step"] * 768, "test": {}}
+                         for r in runs], "-")["plain"]["seconds"]
+    return {"runs": runs, "seconds": seconds, "val": {"median": float(np.median(vals)),
+            "min": min(vals), "max": max(vals), "n": len(vals)}}
 
 
 def measured_on(env: dict[str, Any]) -> str:
@@ -161,6 +176,11 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--no-warm-up", action="store_true")
     args = parser.parse_args()
+    if any("=" not in v for v in args.variant):
+        parser.error("--variant takes NAME=override,override (NAME= for the recipe as it is)")
+    names = [v.split("=", 1)[0] for v in args.variant]
+    if len(set(names)) < len(names):
+        parser.error(f"--variant names must differ: {', '.join(names)}")
     variants = dict(v.split("=", 1) for v in args.variant) or {"recipe": ""}
     variants = {k: [o for o in v.split(",") if o] for k, v in variants.items()}
     if args.nanogpt:
@@ -169,9 +189,14 @@ def main() -> None:
     results: dict[str, Any] = (json.loads(args.out.read_text())
                                if args.out.is_file() and not args.no_save else {})
     results.setdefault("targets", {})
+    for key in ("command", "environment"):  # files written before each target kept its own
+        if key in results:
+            old = results.pop(key)
+            for entry in results["targets"].values():
+                entry.setdefault(key, old)
     root = Path(tempfile.mkdtemp(prefix="speedrun-"))
     nanogpt: list[dict[str, Any]] = []
-    command = "python scripts/speedrun.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "scripts/speedrun.py", *sys.argv[1:]])
     environment = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                    "machine": platform.processor() or platform.machine()}
@@ -196,32 +221,30 @@ def main() -> None:
         entry = results["targets"].setdefault(name, {"variants": {}})
         entry.update(recipe=list(run.recipe), monitor=run.monitor, target=run.target,
                      mode=run.mode, goal=run.goal)
-        if list(variants) != ["recipe"]:  # an options comparison: kept apart from the main row
-            entry["options"] = {"variants": {}, "command": command,
-                                "environment": {**environment, "load_average": os.getloadavg()}}
-            into = entry["options"]["variants"]
-        else:
-            entry.update(command=command,
-                         environment={**environment, "load_average": os.getloadavg()})
+        measured = {"command": command,
+                    "environment": {**environment, "load_average": os.getloadavg()}}
+        if variants == {"recipe": []}:  # the table's row
+            entry.update(measured)
             into = entry["variants"]
+            entry.pop("nanogpt", None)
+            if nanogpt and name == "shakespeare":
+                entry["nanogpt"] = nanogpt_summary(nanogpt)
+        else:  # an options comparison, kept apart: one group per set of variant names
+            group = {**measured, "variants": {}}
+            entry["options"] = [g for g in entry.get("options", [])
+                                if list(g["variants"]) != list(variants)] + [group]
+            into = group["variants"]
         base = None
-        for vname, rs in runs.items():
+        for i, (vname, rs) in enumerate(runs.items()):
             summary = summarise(rs, run.test_metric)
             into[vname] = {"overrides": variants[vname], "runs": rs, "summary": summary}
             light = (summary.get("lightning") or summary.get("plain") or {}).get("seconds")
-            if light and base is None:
-                base = light["median"]
+            if i == 0:  # the first variant is the reference, reached or not
+                base = light["median"] if light else None
             print(f"{name} / {vname}: " + json.dumps(summary, default=str))
             if light and base:
                 print(f"  time to target {light['median']:.1f} s median, "
                       f"{light['median'] / base:.2f}x the first variant")
-    if nanogpt:
-        results["nanogpt"] = {"runs": nanogpt, "seconds": summarise(
-            [{"side": "plain", "reached": True, "seconds": r["seconds"], "step": r["step"],
-              "samples": r["step"] * 768, "test": {}} for r in nanogpt], "-")["plain"]["seconds"],
-            "val": {"median": float(np.median([r["val"] for r in nanogpt])),
-                    "min": min(r["val"] for r in nanogpt), "max": max(r["val"] for r in nanogpt),
-                    "n": len(nanogpt)}}
     print(table(results))
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -124,8 +124,8 @@ def trained_checkpoint(root: Path, experiment: str, epochs: int, batches: int) -
 
 @pytest.fixture(scope="module")
 def mnist_cnn(tmp_path_factory) -> Path:
-    """The make-train CNN after 2 short epochs (2 x 29 steps of 128) on real MNIST digits."""
-    return trained_checkpoint(tmp_path_factory.mktemp("explain_cnn"), "mnist5k_cnn", 2, 40)
+    """The make-train CNN after 2 epochs (2 x 29 steps of 128) on real MNIST digits."""
+    return trained_checkpoint(tmp_path_factory.mktemp("explain_cnn"), "mnist5k_cnn", 2, 29)
 
 
 @pytest.fixture(scope="module")

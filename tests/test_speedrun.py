@@ -204,18 +204,43 @@ def test_muon_trains_hidden_matrices_and_resumes(tmp_path):
                for p in optimizer.muon.state)
 
 
-def test_readme_speedrun_table_is_generated_from_results():
-    """The README's speedrun block is ``table(results/speedrun.json)``: no figure typed by hand."""
+def speedrun_script():
     import importlib.util
 
     from dlbasics.configs import PROJECT_ROOT
-    from dlbasics.readme import block
 
     spec = importlib.util.spec_from_file_location("speedrun_script",
                                                   PROJECT_ROOT / "scripts" / "speedrun.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_readme_speedrun_table_is_generated_from_results():
+    """The README's speedrun block is ``table(results/speedrun.json)``: no figure typed by hand."""
+    from dlbasics.configs import PROJECT_ROOT
+    from dlbasics.readme import block
+
     results = json.loads((PROJECT_ROOT / "results" / "speedrun.json").read_text())
     readme = (PROJECT_ROOT / "README.md").read_text()
-    assert block(readme, "speedrun").strip() == script.table(results).strip()
-    assert all(entry.get("command") for entry in results["targets"].values())
+    assert block(readme, "speedrun").strip() == speedrun_script().table(results).strip()
+    assert all(entry.get("command") for entry in results["targets"].values()
+               if entry["variants"].get("recipe"))
+
+
+def test_options_are_compared_with_the_first_variant_even_when_it_misses_the_target():
+    def variant(seconds, reached):
+        light = {"reached": reached, "test": {"median": 0.98, "min": 0.97, "max": 0.99, "n": 3}}
+        if seconds:
+            light["seconds"] = {"median": seconds, "min": seconds, "max": seconds, "n": 1}
+        return {"overrides": [], "runs": [], "summary": {"lightning": light}}
+
+    group = {"command": "python scripts/speedrun.py mnist5k --variant base= ...",
+             "environment": {"date": "2026-11-30"},
+             "variants": {"base": variant(None, "0/3"), "compile": variant(40.0, "1/3")}}
+    results = {"targets": {"mnist5k": {"variants": {}, "options": [group]}}}
+    text = speedrun_script().table(results)
+    rows = [line for line in text.splitlines() if line.startswith("| mnist5k |")]
+    assert len(rows) == 2 and all(row.endswith("| - |") for row in rows)  # no reference time
+    assert "mnist5k options: `python scripts/speedrun.py mnist5k --variant base= ...`" in text
+    assert "mnist5k: `" not in text  # no recipe row measured, none named
