@@ -111,14 +111,16 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path):
     folder = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dlbasics.train", "model=mlp", "data=digits",
-         "trainer.max_epochs=1000", "logger=none", *FAST, f"hydra.run.dir={folder}"],
+        [sys.executable, "-m", "dlbasics.train", "model=mlp", "data=digits",  # ~1 min of epochs:
+         "trainer.max_epochs=1000", "callbacks.early_stopping=null",  # never over before the signal
+         "logger=none", *FAST, f"hydra.run.dir={folder}"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list((folder / "checkpoints").glob("*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, "the run ended before it was interrupted"
     assert "interrupted: the last checkpoint is " + str(folder / "checkpoints") in err, err[-2000:]
     assert f"continue with: python -m dlbasics.train resume={folder}" in err
     assert "Traceback" not in err
