@@ -105,9 +105,7 @@ def table(results: dict[str, Any]) -> str:
         is_acc = run.monitor.endswith("acc")
         target = (f"{run.monitor} >= {100 * run.target:.1f}%" if is_acc
                   else f"{run.monitor} <= {run.target}")
-        test = (fmt(light.get("test"), 100, 1, "%") if is_acc
-                else f"test {fmt(light.get('test'), 1, 3)}; val+test "
-                     f"{fmt(light.get('whole_val_loss'), 1, 3)}")
+        test = test_cell(light, is_acc)
         ratio = f"{s['ratio']:.2f}x" if "ratio" in s else "-"
         rows.append(f"| {name}: {target} | `{' '.join(entry['recipe'])}` | "
                     f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | "
@@ -134,7 +132,7 @@ def table(results: dict[str, Any]) -> str:
             seconds = (light.get("seconds") or {}).get("median")
             if i == 0:
                 base = seconds
-            test = fmt(light.get("test"), 100, 1, "%") if is_acc else fmt(light.get("test"), 1, 3)
+            test = test_cell(light, is_acc)
             rows.append(f"| {name} | {vname} | `{' '.join(variant['overrides']) or '-'}` | "
                         f"{fmt(light.get('seconds'))}, {light.get('reached', '?')} seeds | {test} "
                         f"| {f'{seconds / base:.2f}x' if seconds and base else '-'} |")
@@ -145,6 +143,14 @@ def table(results: dict[str, Any]) -> str:
         f"{name}: `{entry.get('command', '?')}` ({measured_on(entry.get('environment', {}))})"
         for name, entry in measured) + ".")
     return "\n".join(rows)
+
+
+def test_cell(light: dict[str, Any], is_acc: bool) -> str:
+    """The test figure at the stopping point (and, for losses, on nanoGPT's val split)."""
+    if is_acc:
+        return fmt(light.get("test"), 100, 1, "%")
+    return (f"test {fmt(light.get('test'), 1, 3)}; val+test "
+            f"{fmt(light.get('whole_val_loss'), 1, 3)}")
 
 
 def nanogpt_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,11 +195,6 @@ def main() -> None:
     results: dict[str, Any] = (json.loads(args.out.read_text())
                                if args.out.is_file() and not args.no_save else {})
     results.setdefault("targets", {})
-    for key in ("command", "environment"):  # files written before each target kept its own
-        if key in results:
-            old = results.pop(key)
-            for entry in results["targets"].values():
-                entry.setdefault(key, old)
     root = Path(tempfile.mkdtemp(prefix="speedrun-"))
     nanogpt: list[dict[str, Any]] = []
     command = shlex.join(["python", "scripts/speedrun.py", *sys.argv[1:]])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+from dlbasics.configs import PROJECT_ROOT
 
 FAST = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "hydra/job_logging=disabled"]
@@ -66,3 +70,13 @@ def run_here(module: str, *args: str, log_dir: Path, cwd: Path | None = None,
     if check and code != 0:
         raise AssertionError(f"exit {code}\n{out[-3000:]}\n{err[-3000:]}")
     return subprocess.CompletedProcess([module, *args], code, out, err)
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script",
+                                                  PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

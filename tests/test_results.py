@@ -4,17 +4,13 @@ the seeds of its recipe."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 from dlbasics.configs import PROJECT_ROOT, choices
 from dlbasics.readme import block
+from tests.clirun import load_script
 
-spec = importlib.util.spec_from_file_location("results", PROJECT_ROOT / "scripts" / "results.py")
-results = importlib.util.module_from_spec(spec)
-sys.modules["results"] = results  # dataclasses look their module up
-spec.loader.exec_module(results)
+results = load_script("results")
 
 
 def test_readme_tables_are_the_rendered_results():
@@ -40,10 +36,7 @@ def test_every_row_is_a_known_experiment_with_test_figures():
 
 
 def test_readme_transfer_table_is_the_rendered_experiment():
-    path = PROJECT_ROOT / "scripts" / "transfer.py"
-    spec_t = importlib.util.spec_from_file_location("transfer_script", path)
-    transfer = importlib.util.module_from_spec(spec_t)
-    spec_t.loader.exec_module(transfer)
+    transfer = load_script("transfer")
     result = json.loads((PROJECT_ROOT / "results" / "transfer.json").read_text())
     rendered = transfer.render(result)
     assert block((PROJECT_ROOT / "README.md").read_text(), "transfer") == rendered

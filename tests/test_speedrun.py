@@ -18,6 +18,7 @@ from dlbasics.build import build_datamodule, build_module
 from dlbasics.callbacks import StopAtTarget
 from dlbasics.speedrun import SPEEDRUNS, compose_recipe, summarise
 from dlbasics.train import train
+from tests.clirun import load_script
 
 SEEN: list[tuple[str, int, str, float]] = []  # (side, batch number, batch digest, loss)
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
@@ -204,18 +205,6 @@ def test_muon_trains_hidden_matrices_and_resumes(tmp_path):
                for p in optimizer.muon.state)
 
 
-def speedrun_script():
-    import importlib.util
-
-    from dlbasics.configs import PROJECT_ROOT
-
-    spec = importlib.util.spec_from_file_location("speedrun_script",
-                                                  PROJECT_ROOT / "scripts" / "speedrun.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_readme_speedrun_table_is_generated_from_results():
     """The README's speedrun block is ``table(results/speedrun.json)``: no figure typed by hand."""
     from dlbasics.configs import PROJECT_ROOT
@@ -223,7 +212,7 @@ def test_readme_speedrun_table_is_generated_from_results():
 
     results = json.loads((PROJECT_ROOT / "results" / "speedrun.json").read_text())
     readme = (PROJECT_ROOT / "README.md").read_text()
-    assert block(readme, "speedrun").strip() == speedrun_script().table(results).strip()
+    assert block(readme, "speedrun").strip() == load_script("speedrun").table(results).strip()
     assert all(entry.get("command") for entry in results["targets"].values()
                if entry["variants"].get("recipe"))
 
@@ -239,7 +228,7 @@ def test_options_are_compared_with_the_first_variant_even_when_it_misses_the_tar
              "environment": {"date": "2026-11-30"},
              "variants": {"base": variant(None, "0/3"), "compile": variant(40.0, "1/3")}}
     results = {"targets": {"mnist5k": {"variants": {}, "options": [group]}}}
-    text = speedrun_script().table(results)
+    text = load_script("speedrun").table(results)
     rows = [line for line in text.splitlines() if line.startswith("| mnist5k |")]
     assert len(rows) == 2 and all(row.endswith("| - |") for row in rows)  # no reference time
     assert "mnist5k options: `python scripts/speedrun.py mnist5k --variant base= ...`" in text
