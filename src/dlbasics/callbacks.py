@@ -41,9 +41,12 @@ class FiniteGuard(L.Callback):
         if not torch.isfinite(loss).all():
             self._stop(trainer, f"the training loss became {loss.item()}")
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._params = list(pl_module.parameters())  # walked once, not at every step
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        grads = [p.grad for p in self._params if p.grad is not None]
         if grads and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
             bad = next(n for n, p in pl_module.named_parameters()
                        if p.grad is not None and not p.grad.isfinite().all())

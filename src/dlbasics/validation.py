@@ -72,6 +72,7 @@ RANGES: dict[str, Rule] = {
     "embed_dim": _ints(1, nullable=True), "kernel_size": _ints(1), "convs_per_block": _ints(1),
     "blocks_per_stage": _ints(1), "num_encoder_layers": _ints(1),
     "num_decoder_layers": _ints(1), "signal_kernel": _ints(1), "dropout": PROBABILITY,
+    "word_dropout": _rule(float, 0, 1, high_open=True),
     # optimisation
     "lr": POSITIVE, "max_lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": PROBABILITY,
     "l1": NON_NEGATIVE, "label_smoothing": _rule(float, 0, 1, high_open=True, nullable=True),

@@ -72,7 +72,12 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, torch
 
 
 class TokenEmbedding(nn.Module):
-    """Token ids (B, L) -> embeddings (B, L, dim) and the padding mask (B, L), True at pads."""
+    """Token ids (B, L) -> embeddings (B, L, dim) and the padding mask (B, L), True at pads.
+
+    ``word_dropout``: in training, each real token is read as ``<unk>`` with this probability
+    (Iyyer et al. 2015's word dropout): on a few thousand short texts the network cannot then
+    lean on single rare words, which is where it overfits first.
+    """
 
     def __init__(
         self,
@@ -80,9 +85,15 @@ class TokenEmbedding(nn.Module):
         dim: int,
         pretrained: str | None = None,
         freeze: bool = False,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.pad_index = int(spec.pad_index)  # type: ignore[arg-type]
+        self.word_dropout = word_dropout
+        if word_dropout and (spec.vocab is None or UNK not in spec.vocab):
+            raise UserError("model.word_dropout needs a vocabulary with <unk> (spec.vocab): "
+                            "set it to 0 for this data.")
+        self.unk_index = spec.vocab.index(UNK) if word_dropout else -1  # type: ignore[union-attr]
         self.embedding = nn.Embedding(int(spec.vocab_size), dim,  # type: ignore[arg-type]
                                       padding_idx=self.pad_index)
         self.hit_rate: float | None = None
@@ -123,7 +134,11 @@ class TokenEmbedding(nn.Module):
                  path, hits, len(words), 100 * self.hit_rate)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.embedding(x), x == self.pad_index
+        pad = x == self.pad_index
+        if self.training and self.word_dropout:
+            drop = (torch.rand(x.shape, device=x.device) < self.word_dropout) & ~pad
+            x = x.masked_fill(drop, self.unk_index)
+        return self.embedding(x), pad
 
 
 class SignalProjection(nn.Module):
@@ -153,12 +168,14 @@ def sequence_input(
     freeze: bool = False,
     impl: Impl = "torch",
     signal_kernel: int = 1,
+    word_dropout: float = 0.0,
 ) -> TokenEmbedding | SignalProjection:
     """The input layer for ``spec.input_kind`` (``tokens`` or ``signal``, all a sequence model
     accepts); its forward returns ``(sequence, pad_mask)``."""
     if spec.input_kind == "tokens":
-        return TokenEmbedding(spec, dim, pretrained, freeze)
-    if pretrained or freeze:
-        raise UserError("model.pretrained_embeddings/freeze_embeddings apply to token inputs, "
-                        f"but the data gives {spec.input_kind} inputs: set them to null/false.")
+        return TokenEmbedding(spec, dim, pretrained, freeze, word_dropout)
+    if pretrained or freeze or word_dropout:
+        raise UserError("model.pretrained_embeddings/freeze_embeddings/word_dropout apply to "
+                        f"token inputs, but the data gives {spec.input_kind} inputs: set them to "
+                        "null/false/0.")
     return SignalProjection(spec, dim, impl, signal_kernel)

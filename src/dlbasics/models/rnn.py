@@ -40,12 +40,13 @@ class RNNClassifier(SequenceClassifier):
         freeze_embeddings: bool = False,
         signal_kernel: int = 1,
         impl: Impl = "torch",
+        word_dropout: float = 0.0,
     ) -> None:
         """``pool=last``: the final hidden state of the top layer (both directions' when
         bidirectional: the backward one has read the whole sequence back to its first token).
         See ``SequenceClassifier`` for the shared arguments."""
         super().__init__(spec, embed_dim, dropout, pool, pretrained_embeddings,
-                         freeze_embeddings, signal_kernel, impl)
+                         freeze_embeddings, signal_kernel, impl, word_dropout)
         if cell not in CELLS:
             raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
         lib = layer_library(impl)

@@ -20,6 +20,7 @@ class SequenceClassifier(Network):
         pool: how the steps become one feature vector; each subclass lists its ``pools``.
         pretrained_embeddings: a GloVe/word2vec text file to initialise the embedding (tokens).
         freeze_embeddings: keep those vectors fixed.
+        word_dropout: tokens only: the probability that a training token is read as ``<unk>``.
         signal_kernel: signals only: 1 projects each step's channels; an odd k > 1 projects a
             window of k steps (a convolutional stem, see ``inputs.SignalProjection``).
         impl: ``torch`` or ``scratch`` layers.
@@ -30,11 +31,11 @@ class SequenceClassifier(Network):
 
     def __init__(self, spec: DataSpec, embed_dim: int, dropout: float, pool: str,
                  pretrained_embeddings: str | None, freeze_embeddings: bool, signal_kernel: int,
-                 impl: Impl) -> None:
+                 impl: Impl, word_dropout: float = 0.0) -> None:
         super().__init__(spec)
         if pool not in self.pools:
             raise ValueError(f"model.pool must be one of {list(self.pools)}, got {pool!r}")
         self.pool, self.impl = pool, impl
         self.inputs = sequence_input(spec, embed_dim, pretrained_embeddings, freeze_embeddings,
-                                     impl, signal_kernel)
+                                     impl, signal_kernel, word_dropout)
         self.drop = layer_library(impl).Dropout(dropout)

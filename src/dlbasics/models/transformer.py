@@ -42,6 +42,7 @@ class TransformerClassifier(SequenceClassifier):
         freeze_embeddings: bool = False,
         signal_kernel: int = 1,
         impl: Impl = "torch",
+        word_dropout: float = 0.0,
     ) -> None:
         """
         Args:
@@ -52,7 +53,7 @@ class TransformerClassifier(SequenceClassifier):
         """
         embed_dim = embed_dim or dim
         super().__init__(spec, embed_dim, dropout, pool, pretrained_embeddings,
-                         freeze_embeddings, signal_kernel, impl)
+                         freeze_embeddings, signal_kernel, impl, word_dropout)
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be divisible by model.heads={heads}")
         longest = spec.input_shape[-1]  # signals: L; tokens: the data's max_length (0: unbounded)
