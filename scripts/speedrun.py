@@ -114,9 +114,12 @@ def table(results: dict[str, Any]) -> str:
     for name, entry in results.get("targets", {}).items():
         if entry.get("nanogpt") and entry["variants"].get("recipe"):
             ng = entry["nanogpt"]
+            light = entry["variants"]["recipe"]["summary"].get("lightning", {}).get("seconds")
+            versus = (f" The recipe reaches its loss in {light['median'] / ng['seconds']['median']:.2f}x "
+                      f"that time (medians; goal: at most 0.5x)." if light else "")
             rows.append(f"\nnanoGPT's CPU recipe in the same invocation as {name}: "
                         f"{fmt(ng['seconds'])} s for 2,000 iterations (printed val loss "
-                        f"{fmt(ng['val'], digits=3)}).")
+                        f"{fmt(ng['val'], digits=3)}).{versus}")
     groups = [(name, group) for name, entry in results.get("targets", {}).items()
               for group in entry.get("options", [])]
     if groups:

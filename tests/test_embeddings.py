@@ -166,3 +166,23 @@ def test_signal_projection_window():
                                                                   7 + kernel // 2))
     with pytest.raises(ValueError, match="odd"):
         sequence_input(spec, 4, signal_kernel=4)
+
+
+def test_word_dropout_reads_training_tokens_as_unk():
+    """In training, about p of the real tokens embed as <unk>, pads never, and the mask is the
+    data's; in eval the layer reads every token; signals refuse the option."""
+    spec = seqdata.token_spec()
+    batch = seqdata.pad_batch(seqdata.encoded()).repeat(50, 1)
+    layer = sequence_input(spec, 4, word_dropout=0.25)
+    unk_row = layer.embedding.weight[spec.vocab.index("<unk>")]
+    real = batch != spec.pad_index
+    torch.manual_seed(0)
+    seq, mask = layer(batch)
+    as_unk = (seq == unk_row).all(-1) & (batch != spec.vocab.index("<unk>"))
+    assert mask.equal(~real)
+    assert not as_unk[~real].any()
+    assert as_unk[real].float().mean().item() == pytest.approx(0.25, abs=0.03)
+    layer.eval()
+    assert layer(batch)[0].equal(layer.embedding(batch))
+    with pytest.raises(UserError, match="token inputs"):
+        sequence_input(seqdata.signal_spec(), 4, word_dropout=0.1)
