@@ -22,6 +22,19 @@ register_resolvers()
 # 10-100x slower on a busy machine); pytest-xdist gives each core its own worker instead.
 torch.set_num_threads(1)
 
+# `make test` runs pytest-xdist with --dist loadfile, which hands whole files to the two workers
+# in collection order. These files take a minute or more each (CLI runs, trained checkpoints);
+# collected first, they start at once and the short files fill in around them, instead of one
+# worker running the last long file alone for minutes at the end (measured: 3.5 min of tail).
+LONGEST_FIRST = ("test_user_errors.py", "test_readme.py", "test_cli.py", "test_experiments.py",
+                 "test_ddp.py", "test_explain.py", "test_predict.py", "test_resume.py",
+                 "test_search.py", "test_aggregate.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
 
 def ondisk_writers() -> dict[str, Callable[[Path], None]]:
     """{data config name: writer of its tiny files}, collected from ``tests/ondisk/*.py``."""
