@@ -35,7 +35,7 @@ import torch
 from dlbasics.configs import PROJECT_ROOT
 from dlbasics.data.chars import packaged_shakespeare
 from dlbasics.readme import update
-from dlbasics.speedrun import SPEEDRUNS, compose_recipe, run_lightning, run_plain, summarise
+from dlbasics.speedrun import SPEEDRUNS, compose_recipe, run_lightning, run_plain, spread, summarise
 
 NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
                "--eval_iters=20", "--log_interval=1", "--block_size=64", "--batch_size=12",
@@ -157,12 +157,8 @@ def test_cell(light: dict[str, Any], is_acc: bool) -> str:
 
 
 def nanogpt_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    vals = [r["val"] for r in runs]
-    seconds = summarise([{"side": "plain", "reached": True, "seconds": r["seconds"],
-                          "step": r["step"], "samples": r["step"] * 768, "test": {}}
-                         for r in runs], "-")["plain"]["seconds"]
-    return {"runs": runs, "seconds": seconds, "val": {"median": float(np.median(vals)),
-            "min": min(vals), "max": max(vals), "n": len(vals)}}
+    return {"runs": runs, "seconds": spread([r["seconds"] for r in runs]),
+            "val": spread([r["val"] for r in runs])}
 
 
 def measured_on(env: dict[str, Any]) -> str:

@@ -16,6 +16,8 @@ import torch
 from dlbasics import plain
 from dlbasics.build import build_datamodule, build_module
 from dlbasics.callbacks import StopAtTarget
+from dlbasics.configs import PROJECT_ROOT
+from dlbasics.readme import block
 from dlbasics.speedrun import SPEEDRUNS, compose_recipe, summarise
 from dlbasics.train import train
 from tests.clirun import load_script
@@ -207,9 +209,6 @@ def test_muon_trains_hidden_matrices_and_resumes(tmp_path):
 
 def test_readme_speedrun_table_is_generated_from_results():
     """The README's speedrun block is ``table(results/speedrun.json)``: no figure typed by hand."""
-    from dlbasics.configs import PROJECT_ROOT
-    from dlbasics.readme import block
-
     results = json.loads((PROJECT_ROOT / "results" / "speedrun.json").read_text())
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert block(readme, "speedrun").strip() == load_script("speedrun").table(results).strip()
