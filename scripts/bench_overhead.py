@@ -7,9 +7,13 @@ For each recipe, ``python -m dlbasics.train``'s fit (the default callbacks, the 
 the CSV logger all on; the ``fit_seconds`` of metrics.json: ``trainer.fit`` from its start to its
 end, sanity check and last checkpoint included; no test) against the plain PyTorch loop of the
 same recipe (``dlbasics.plain``: same data order, network, optimizer, schedule and validations;
-its loop time). Each run is a fresh process; the runs alternate (every Lightning checkout given
-with ``--trees``, then the plain loop of this one), after one warm-up round. Prints the median
-times and the median and range of the per-round ratio Lightning / plain (goal: <= 1.05x).
+its loop time). A third side, ``bare``, is Lightning's own floor: the same LitModule and
+recipe in a Trainer with nothing attached (no callbacks, logger, progress bar, checkpoints,
+model summary or sanity check), so what the ratio owes to Lightning's loop and what to the
+template's defaults reads off the table. Each run is a fresh process; the runs alternate
+(every Lightning checkout given with ``--trees``, the bare Trainer, then the plain loop), after
+one warm-up round. Prints the median times and the median and range of the per-round ratios
+to the plain loop (goal: <= 1.05x).
 
 Recipes: ``lm`` is experiment=shakespeare_transformer's char Transformer (~50 ms steps on 2
 cores), 250 steps and one validation; ``mlp`` is the MLP on scikit-learn's 8x8 digits (~1 ms
@@ -38,6 +42,9 @@ LIGHTNING = ("import sys, tempfile; from dlbasics.speedrun import compose_recipe
 PLAIN = ("import sys, tempfile; from dlbasics import plain; from dlbasics.speedrun import "
          "compose_recipe; print('SECONDS', plain.fit(compose_recipe(sys.argv[1:], "
          "tempfile.mkdtemp()), test=False).seconds)")
+BARE = ["callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
+        "+trainer.enable_checkpointing=false", "trainer.enable_model_summary=false",
+        "+trainer.num_sanity_val_steps=0"]
 HERE = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +56,12 @@ def timed(tree: Path, code: str, overrides: list[str]) -> float:
     if proc.returncode or not lines:
         raise SystemExit(f"{tree}: {proc.stderr[-3000:]}")
     return float(lines[-1].split()[1])
+
+
+def ratio(times: list[float], ref: list[float]) -> str:
+    """The median and range of the per-round ratios ``times / ref``."""
+    ratios = sorted(a / b for a, b in zip(times, ref))
+    return f"{statistics.median(ratios):.3f}x median, {ratios[0]:.3f}-{ratios[-1]:.3f} range"
 
 
 def main() -> None:
@@ -66,23 +79,26 @@ def main() -> None:
     for name in args.recipes:
         overrides = [*RECIPES[name], *args.set]
         light: dict[Path, list[float]] = {t: [] for t in trees}
+        bare: list[float] = []
         ref: list[float] = []
         for round_ in range(args.repeats + 1):  # round 0 warms up
             times = [timed(t, LIGHTNING, overrides) for t in trees]
+            floor = timed(HERE, LIGHTNING, [*overrides, *BARE])
             plain = timed(HERE, PLAIN, overrides)
             print(f"{name} round {round_}: Lightning {[round(t, 2) for t in times]} s, "
-                  f"plain {plain:.2f} s", flush=True)
+                  f"bare {floor:.2f} s, plain {plain:.2f} s", flush=True)
             if round_:
                 for t, s in zip(trees, times):
                     light[t].append(s)
+                bare.append(floor)
                 ref.append(plain)
+
         for t in trees:
-            ratios = sorted(a / b for a, b in zip(light[t], ref))
             label = name if t == HERE else f"{name} [{t}]"
-            lines.append(f"{label}: Lightning {statistics.median(light[t]):.2f} s, plain "
-                         f"{statistics.median(ref):.2f} s (medians of {args.repeats}); ratio "
-                         f"{statistics.median(ratios):.3f}x median, {ratios[0]:.3f}-"
-                         f"{ratios[-1]:.3f} range")
+            lines.append(f"{label}: Lightning {statistics.median(light[t]):.2f} s, bare Trainer "
+                         f"{statistics.median(bare):.2f} s, plain {statistics.median(ref):.2f} s "
+                         f"(medians of {args.repeats}); ratio {ratio(light[t], ref)}; bare "
+                         f"Trainer {ratio(bare, ref)}")
             print(lines[-1], flush=True)
     report = "\n".join([f"Measured by `python {' '.join(sys.argv)}` on "
                         f"{time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores):", "",

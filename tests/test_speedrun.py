@@ -15,7 +15,7 @@ import torch
 
 from dlbasics import plain
 from dlbasics.build import build_datamodule, build_module
-from dlbasics.callbacks import StopAtTarget
+from dlbasics.callbacks import StopAtTarget, ThrottledProgressBar
 from dlbasics.configs import PROJECT_ROOT
 from dlbasics.readme import block
 from dlbasics.speedrun import SPEEDRUNS, compose_recipe, summarise
@@ -232,3 +232,52 @@ def test_options_are_compared_with_the_first_variant_even_when_it_misses_the_tar
     assert len(rows) == 2 and all(row.endswith("| - |") for row in rows)  # no reference time
     assert "mnist5k options: `python scripts/speedrun.py mnist5k --variant base= ...`" in text
     assert "mnist5k: `" not in text  # no recipe row measured, none named
+
+
+@pytest.mark.parametrize("max_steps", [-1, 7])
+def test_throttled_progress_bar_skips_updates_but_ends_on_the_true_count(max_steps, monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    seen: dict[str, list[int]] = {"train": [], "val": []}
+    monkeypatch.setattr(RichProgressBar, "on_train_batch_end",
+                        lambda self, *a: seen["train"].append(a[-1]))
+    monkeypatch.setattr(RichProgressBar, "on_validation_batch_end",
+                        lambda self, *a: seen["val"].append(a[4]))
+    bar = ThrottledProgressBar(refresh_rate=10)
+    bar.clock = lambda: 1.0  # time stands still: only the first and the last batch are due
+    trainer = L.Trainer(max_epochs=1, max_steps=max_steps, limit_train_batches=9,
+                        limit_val_batches=4, num_sanity_val_steps=0, callbacks=[bar],
+                        logger=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(BoringModel())
+    last = 8 if max_steps < 0 else max_steps - 1
+    assert seen["train"] == [0, last]
+    assert seen["val"] == ([3] if max_steps < 0 else [])  # the clock's due time was used by training
+    bar.clock = iter(range(100, 10_000, 100)).__next__  # every batch 100 s after the last one
+    seen = {"train": [], "val": []}
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=5, limit_val_batches=2,
+                        num_sanity_val_steps=0, callbacks=[bar], logger=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(BoringModel())
+    assert seen == {"train": [0, 1, 2, 3, 4], "val": [0, 1]}
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_times_lightning_the_bare_trainer_and_the_plain_loop():
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "bench_overhead.py"),
+                           "--recipes", "mlp", "--repeats", "1", "--no-save",
+                           "--set", "trainer.max_epochs=1"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = re.search(r"^mlp: Lightning ([\d.]+) s, bare Trainer ([\d.]+) s, plain ([\d.]+) s "
+                     r"\(medians of 1\); ratio ([\d.]+)x median, .*; bare Trainer ([\d.]+)x median",
+                     proc.stdout, re.M)
+    assert line, proc.stdout
+    light, bare, plain_s, ratio, bare_ratio = map(float, line.groups())
+    assert min(light, bare, plain_s) > 0
+    assert ratio == pytest.approx(light / plain_s, rel=0.01)
+    assert bare_ratio == pytest.approx(bare / plain_s, rel=0.01)

@@ -1,6 +1,7 @@
 """Callbacks Lightning does not ship: a guard against non-finite numbers, random numbers that
-depend on the position in training only (exact resume), what to do after Ctrl-C, and the frozen
-backbone of transfer learning (the run-folder plots are ``dlbasics.plots.RunPlots``)."""
+depend on the position in training only (exact resume), what to do after Ctrl-C, the frozen
+backbone of transfer learning, and a progress bar that costs little on small steps (the
+run-folder plots are ``dlbasics.plots.RunPlots``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BaseFinetuning
+from lightning.pytorch.callbacks import BaseFinetuning, RichProgressBar
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -251,3 +252,48 @@ class FreezeBackbone(BaseFinetuning):
         for p in self.backbone(pl_module):
             p.requires_grad = p.requires_grad or id(p) in thawable
         self._norms(pl_module, frozen=False)
+
+
+class ThrottledProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, updated and drawn at most ``refresh_rate`` times a second.
+
+    Lightning's bar updates its task and its metrics column after every batch and redraws up to
+    100 times a second from a thread that takes the interpreter lock from training: about 2 ms
+    per step, more than a whole step of a small network (``scripts/bench_overhead.py``). Here a
+    batch's update is skipped when the last one is less than ``1 / refresh_rate`` s old, except
+    for the last batch of a loop, so the bar ends on its true count; rich's updates set the
+    count (``completed=``), so nothing is lost by skipping.
+    """
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, refresh_rate: int = 10, leave: bool = False, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, leave=leave, **kwargs)
+        self._next_update = 0.0
+
+    def _due(self, batch_idx: int, total: int | float) -> bool:
+        now = self.clock()
+        if now >= self._next_update or batch_idx + 1 >= total:  # total: inf if unknown
+            self._next_update = now + 1 / self.refresh_rate
+            return True
+        return False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        last = 0 < trainer.max_steps <= trainer.global_step  # also the last of max_steps
+        if self._due(batch_idx, self.total_train_batches) or last:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx,
+                                            dataloader_idx)
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                          outputs: Any, batch: Any, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx,
+                                      dataloader_idx)
