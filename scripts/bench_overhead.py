@@ -15,9 +15,9 @@ template's defaults reads off the table. Each run is a fresh process; the runs a
 one warm-up round. Prints the median times and the median and range of the per-round ratios
 to the plain loop (goal: <= 1.05x).
 
-Recipes: ``lm`` is experiment=shakespeare_transformer's char Transformer (~50 ms steps on 2
-cores), 250 steps and one validation; ``mlp`` is the MLP on scikit-learn's 8x8 digits (~1 ms
-steps), 10 epochs of 21 steps, validated after each.
+Recipes: ``lm`` is experiment=shakespeare_transformer's char Transformer (steps of 50-70
+ms on 2 cores), 250 steps and one validation; ``mlp`` is the MLP on scikit-learn's 8x8 digits
+(steps of a few ms), 10 epochs of 21 steps, validated after each.
 """
 
 from __future__ import annotations

@@ -270,7 +270,7 @@ def test_overhead_benchmark_times_lightning_the_bare_trainer_and_the_plain_loop(
 
     proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "bench_overhead.py"),
                            "--recipes", "mlp", "--repeats", "1", "--no-save",
-                           "--set", "trainer.max_epochs=1"],
+                           "--set", "trainer.max_epochs=2"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = re.search(r"^mlp: Lightning ([\d.]+) s, bare Trainer ([\d.]+) s, plain ([\d.]+) s "
@@ -279,5 +279,5 @@ def test_overhead_benchmark_times_lightning_the_bare_trainer_and_the_plain_loop(
     assert line, proc.stdout
     light, bare, plain_s, ratio, bare_ratio = map(float, line.groups())
     assert min(light, bare, plain_s) > 0
-    assert ratio == pytest.approx(light / plain_s, rel=0.01)
-    assert bare_ratio == pytest.approx(bare / plain_s, rel=0.01)
+    for side, side_ratio in ((light, ratio), (bare, bare_ratio)):  # one round: times / plain
+        assert (side - 0.005) / (plain_s + 0.005) <= side_ratio <= (side + 0.005) / (plain_s - 0.005)
