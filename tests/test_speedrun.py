@@ -234,10 +234,23 @@ def test_options_are_compared_with_the_first_variant_even_when_it_misses_the_tar
     assert "mnist5k: `" not in text  # no recipe row measured, none named
 
 
-@pytest.mark.parametrize("max_steps", [-1, 7])
-def test_throttled_progress_bar_skips_updates_but_ends_on_the_true_count(max_steps, monkeypatch):
-    from lightning.pytorch.callbacks import RichProgressBar
+def _fit_boring(bar: L.Callback, *callbacks: L.Callback, **options: Any) -> None:
     from lightning.pytorch.demos.boring_classes import BoringModel
+
+    options = {"max_epochs": 1, "limit_train_batches": 9, "limit_val_batches": 4,
+               "num_sanity_val_steps": 0, **options}
+    L.Trainer(callbacks=[bar, *callbacks], logger=False, enable_checkpointing=False,
+              enable_model_summary=False, **options).fit(BoringModel())
+
+
+@pytest.mark.parametrize(("options", "train_seen", "val_seen"), [
+    ({}, [0, 8], [3]),
+    ({"max_steps": 7}, [0, 6], []),  # stops before the epoch's validation
+    ({"max_epochs": -1, "max_steps": 16}, [0, 8, 6], [3]),  # 2 epochs, the second cut short
+])
+def test_throttled_progress_bar_skips_updates_but_not_a_loops_last(options, train_seen, val_seen,
+                                                                   monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
 
     seen: dict[str, list[int]] = {"train": [], "val": []}
     monkeypatch.setattr(RichProgressBar, "on_train_batch_end",
@@ -246,20 +259,45 @@ def test_throttled_progress_bar_skips_updates_but_ends_on_the_true_count(max_ste
                         lambda self, *a: seen["val"].append(a[4]))
     bar = ThrottledProgressBar(refresh_rate=10)
     bar.clock = lambda: 1.0  # time stands still: only the first and the last batch are due
-    trainer = L.Trainer(max_epochs=1, max_steps=max_steps, limit_train_batches=9,
-                        limit_val_batches=4, num_sanity_val_steps=0, callbacks=[bar],
-                        logger=False, enable_checkpointing=False, enable_model_summary=False)
-    trainer.fit(BoringModel())
-    last = 8 if max_steps < 0 else max_steps - 1
-    assert seen["train"] == [0, last]
-    assert seen["val"] == ([3] if max_steps < 0 else [])  # the clock's due time was used by training
+    _fit_boring(bar, **options)
+    assert seen == {"train": train_seen, "val": val_seen}
     bar.clock = iter(range(100, 10_000, 100)).__next__  # every batch 100 s after the last one
     seen = {"train": [], "val": []}
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=5, limit_val_batches=2,
-                        num_sanity_val_steps=0, callbacks=[bar], logger=False,
-                        enable_checkpointing=False, enable_model_summary=False)
-    trainer.fit(BoringModel())
+    _fit_boring(bar, limit_train_batches=5, limit_val_batches=2)
     assert seen == {"train": [0, 1, 2, 3, 4], "val": [0, 1]}
+
+
+def test_throttled_progress_bar_writes_held_counts_when_a_loop_pauses_or_ends():
+    class Spy(L.Callback):  # runs after the bar's hooks: reads what the bar shows
+        def __init__(self) -> None:
+            self.shown: list[tuple[str, float]] = []
+
+        def _read(self, name: str, task: Any) -> None:
+            self.shown.append((name, bar.progress.tasks[task].completed))
+
+        def on_validation_start(self, trainer: L.Trainer, *_: Any) -> None:
+            self._read("train at validation", bar.train_progress_bar_id)
+
+        def on_validation_epoch_end(self, trainer: L.Trainer, *_: Any) -> None:
+            self._read("val", bar.val_progress_bar_id)
+
+        def on_train_epoch_end(self, trainer: L.Trainer, *_: Any) -> None:
+            self._read("train", bar.train_progress_bar_id)
+
+    bar, spy = ThrottledProgressBar(refresh_rate=10), Spy()
+    bar.clock = lambda: 1.0
+    # validation after 5 of 9 batches (4 held back), the epoch's end (no validation: 9 % 5)
+    _fit_boring(bar, spy, val_check_interval=5)
+    assert spy.shown == [("train at validation", 5), ("val", 4), ("train", 9)]
+
+
+@pytest.mark.parametrize("bar", [ThrottledProgressBar(refresh_rate=0), "disabled"])
+def test_a_disabled_throttled_progress_bar_does_nothing(bar):
+    if bar == "disabled":  # as on every rank but 0
+        bar = ThrottledProgressBar()
+        bar.disable()
+    _fit_boring(bar, num_sanity_val_steps=2)
+    assert bar.progress is None
 
 
 @pytest.mark.slow

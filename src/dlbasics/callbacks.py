@@ -260,9 +260,11 @@ class ThrottledProgressBar(RichProgressBar):
     Lightning's bar updates its task and its metrics column after every batch and redraws up to
     100 times a second from a thread that takes the interpreter lock from training: about 2 ms
     per step, more than a whole step of a small network (``scripts/bench_overhead.py``). Here a
-    batch's update is skipped when the last one is less than ``1 / refresh_rate`` s old, except
-    for the last batch of a loop, so the bar ends on its true count; rich's updates set the
-    count (``completed=``), so nothing is lost by skipping.
+    batch's update (train, validation, test) is held back when the last one is less than
+    ``1 / refresh_rate`` s old, except a loop's last batch (or the last of ``max_steps``); held
+    counts are written when a loop ends or validation interrupts training, so the bar ends on
+    its true count. Rich's updates set the count (``completed=``), so nothing is lost by skipping.
+    Predictions are not throttled.
     """
 
     clock = staticmethod(time.monotonic)
@@ -270,30 +272,68 @@ class ThrottledProgressBar(RichProgressBar):
     def __init__(self, refresh_rate: int = 10, leave: bool = False, **kwargs: Any) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=leave, **kwargs)
         self._next_update = 0.0
+        self._held: dict[Any, int] = {}  # task id -> the count not written yet
 
-    def _due(self, batch_idx: int, total: int | float) -> bool:
+    def _due(self, task: Any, batch_idx: int, total: int | float, last: bool = False) -> bool:
+        """Whether this batch updates the bar now; if not, its count is held for ``_flush``."""
         now = self.clock()
-        if now >= self._next_update or batch_idx + 1 >= total:  # total: inf if unknown
+        if now >= self._next_update or last or batch_idx + 1 >= total:  # total: inf if unknown
             self._next_update = now + 1 / self.refresh_rate
+            self._held.pop(task, None)
             return True
+        self._held[task] = batch_idx + 1
         return False
+
+    def _flush(self) -> None:
+        for task, count in self._held.items():
+            self._update(task, count)
+        self._held.clear()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        last = 0 < trainer.max_steps <= trainer.global_step  # also the last of max_steps
-        if self._due(batch_idx, self.total_train_batches) or last:
+        if self.is_disabled:
+            return
+        last = 0 < trainer.max_steps <= trainer.global_step  # the optimizer step just taken
+        if self._due(self.train_progress_bar_id, batch_idx, trainer.num_training_batches, last):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                                 outputs: Any, batch: Any, batch_idx: int,
                                 dataloader_idx: int = 0) -> None:
-        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+        if self.is_disabled:
+            return
+        task = self.val_sanity_progress_bar_id if trainer.sanity_checking else self.val_progress_bar_id
+        if self._due(task, batch_idx, self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx,
                                             dataloader_idx)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                           outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
-        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+        if self.is_disabled:
+            return
+        if self._due(self.test_progress_bar_id, batch_idx,
+                     self.total_test_batches_current_dataloader):
             super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx,
                                       dataloader_idx)
+
+    # where a loop ends or training pauses for validation: write what was held back
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+        super().on_validation_start(trainer, pl_module)
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+        super().on_sanity_check_end(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+        super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+        super().on_test_end(trainer, pl_module)
