@@ -12,8 +12,11 @@ recipe in a Trainer with nothing attached (no callbacks, logger, progress bar, c
 model summary or sanity check), so what the ratio owes to Lightning's loop and what to the
 template's defaults reads off the table. Each run is a fresh process; the runs alternate
 (every Lightning checkout given with ``--trees``, the bare Trainer, then the plain loop), after
-one warm-up round. Prints the median times and the median and range of the per-round ratios
-to the plain loop (goal: <= 1.05x).
+one warm-up round. Two measures per side: the whole fit's time, and the median interval
+between consecutive training steps' ends (``dlbasics.callbacks.StepTimes``; the plain loop's
+own): each step's whole cost without a run's fixed costs (start-up, sanity check, plots, the
+last checkpoint), and robust to a burst of noise. Prints the medians over the rounds and the
+median and range of the per-round ratios to the plain loop (goal: <= 1.05x).
 
 Recipes: ``lm`` is experiment=shakespeare_transformer's char Transformer (steps of 50-70
 ms on 2 cores), 250 steps and one validation; ``mlp`` is the MLP on scikit-learn's 8x8 digits
@@ -36,26 +39,33 @@ RECIPES = {
     "lm": ["experiment=shakespeare_transformer", "trainer.max_steps=250", "trainer.max_epochs=1"],
     "mlp": ["model=mlp", "data=digits", "trainer.max_epochs=10"],
 }
-LIGHTNING = ("import sys, tempfile; from dlbasics.speedrun import compose_recipe; "
-             "from dlbasics.train import train; print('SECONDS', train(compose_recipe("
-             "sys.argv[1:] + ['test=false'], tempfile.mkdtemp()))['fit_seconds'])")
-PLAIN = ("import sys, tempfile; from dlbasics import plain; from dlbasics.speedrun import "
-         "compose_recipe; print('SECONDS', plain.fit(compose_recipe(sys.argv[1:], "
-         "tempfile.mkdtemp()), test=False).seconds)")
+LIGHTNING = ("import json, statistics, sys, tempfile; from dlbasics.speedrun import "
+             "compose_recipe; from dlbasics.train import train; d = tempfile.mkdtemp(); "
+             "s = train(compose_recipe(sys.argv[1:] + ['test=false', "
+             "'+callbacks.step_times._target_=dlbasics.callbacks.StepTimes'], d))['fit_seconds']; "
+             "i = json.load(open(d + '/step_times.json'))['intervals']; "
+             "print('SECONDS', s, statistics.median(i))")
+PLAIN = ("import statistics, sys, tempfile, time; from dlbasics import plain; from "
+         "dlbasics.speedrun import compose_recipe; e = []; s = plain.fit(compose_recipe("
+         "sys.argv[1:], tempfile.mkdtemp()), test=False, on_loss=lambda step, loss: "
+         "e.append(time.perf_counter())).seconds; "
+         "print('SECONDS', s, statistics.median(b - a for a, b in zip(e, e[1:])))")
 BARE = ["callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
         "+trainer.enable_checkpointing=false", "trainer.enable_model_summary=false",
         "+trainer.num_sanity_val_steps=0"]
 HERE = Path(__file__).resolve().parents[1]
 
 
-def timed(tree: Path, code: str, overrides: list[str]) -> float:
+def timed(tree: Path, code: str, overrides: list[str]) -> tuple[float, float]:
+    """(fit seconds, median seconds between consecutive training steps' ends) of one run."""
     env = {**os.environ, "PYTHONPATH": f"{tree}/src:{tree}", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-c", code, *overrides], env=env, capture_output=True,
                           text=True, cwd=tree)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("SECONDS")]
     if proc.returncode or not lines:
         raise SystemExit(f"{tree}: {proc.stderr[-3000:]}")
-    return float(lines[-1].split()[1])
+    _, seconds, step = lines[-1].split()
+    return float(seconds), float(step)
 
 
 def ratio(times: list[float], ref: list[float]) -> str:
@@ -78,28 +88,43 @@ def main() -> None:
     lines = []
     for name in args.recipes:
         overrides = [*RECIPES[name], *args.set]
-        light: dict[Path, list[float]] = {t: [] for t in trees}
-        bare: list[float] = []
-        ref: list[float] = []
+        # per side: [(fit seconds, median step interval)] over the measured rounds
+        light: dict[Path, list[tuple[float, float]]] = {t: [] for t in trees}
+        bare: list[tuple[float, float]] = []
+        ref: list[tuple[float, float]] = []
         for round_ in range(args.repeats + 1):  # round 0 warms up
-            times = [timed(t, LIGHTNING, overrides) for t in trees]
+            runs = [timed(t, LIGHTNING, overrides) for t in trees]
             floor = timed(HERE, LIGHTNING, [*overrides, *BARE])
             plain = timed(HERE, PLAIN, overrides)
-            print(f"{name} round {round_}: Lightning {[round(t, 2) for t in times]} s, "
-                  f"bare {floor:.2f} s, plain {plain:.2f} s", flush=True)
+            print(f"{name} round {round_}: Lightning {[round(r[0], 2) for r in runs]} s, "
+                  f"bare {floor[0]:.2f} s, plain {plain[0]:.2f} s; median step "
+                  f"{[round(r[1] * 1e3, 2) for r in runs]} / {floor[1] * 1e3:.2f} / "
+                  f"{plain[1] * 1e3:.2f} ms", flush=True)
             if round_:
-                for t, s in zip(trees, times):
-                    light[t].append(s)
+                for t, r in zip(trees, runs):
+                    light[t].append(r)
                 bare.append(floor)
                 ref.append(plain)
 
+        def median(runs: list[tuple[float, float]], k: int, scale: float = 1.0) -> str:
+            return f"{statistics.median(r[k] for r in runs) * scale:.2f}"
+
+        def ratios(runs: list[tuple[float, float]], k: int,
+                   ref: list[tuple[float, float]] = ref) -> str:
+            return ratio([r[k] for r in runs], [r[k] for r in ref])
+
         for t in trees:
             label = name if t == HERE else f"{name} [{t}]"
-            lines.append(f"{label}: Lightning {statistics.median(light[t]):.2f} s, bare Trainer "
-                         f"{statistics.median(bare):.2f} s, plain {statistics.median(ref):.2f} s "
-                         f"(medians of {args.repeats}); ratio {ratio(light[t], ref)}; bare "
-                         f"Trainer {ratio(bare, ref)}")
-            print(lines[-1], flush=True)
+            lines.append(
+                f"{label}, whole fit: Lightning {median(light[t], 0)} s, bare Trainer "
+                f"{median(bare, 0)} s, plain {median(ref, 0)} s (medians of {args.repeats}); "
+                f"ratio {ratios(light[t], 0)}; bare Trainer {ratios(bare, 0)}")
+            lines.append(
+                f"{label}, per step (median interval between steps): Lightning "
+                f"{median(light[t], 1, 1e3)} ms, bare Trainer {median(bare, 1, 1e3)} ms, plain "
+                f"{median(ref, 1, 1e3)} ms; ratio {ratios(light[t], 1)}; bare Trainer "
+                f"{ratios(bare, 1)}")
+            print(*lines[-2:], sep="\n", flush=True)
     report = "\n".join([f"Measured by `python {' '.join(sys.argv)}` on "
                         f"{time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores):", "",
                         *(f"- {line}" for line in lines)])

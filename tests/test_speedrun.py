@@ -15,7 +15,7 @@ import torch
 
 from dlbasics import plain
 from dlbasics.build import build_datamodule, build_module
-from dlbasics.callbacks import StopAtTarget, ThrottledProgressBar
+from dlbasics.callbacks import StepTimes, StopAtTarget, ThrottledProgressBar
 from dlbasics.configs import PROJECT_ROOT
 from dlbasics.readme import block
 from dlbasics.speedrun import SPEEDRUNS, compose_recipe, summarise
@@ -300,6 +300,12 @@ def test_a_disabled_throttled_progress_bar_does_nothing(bar):
     assert bar.progress is None
 
 
+def test_step_times_records_the_interval_between_every_two_steps(tmp_path):
+    _fit_boring(StepTimes(), default_root_dir=tmp_path)
+    intervals = json.loads((tmp_path / "step_times.json").read_text())["intervals"]
+    assert len(intervals) == 8 and all(i > 0 for i in intervals)  # 9 steps
+
+
 @pytest.mark.slow
 def test_overhead_benchmark_times_lightning_the_bare_trainer_and_the_plain_loop():
     import re
@@ -311,11 +317,16 @@ def test_overhead_benchmark_times_lightning_the_bare_trainer_and_the_plain_loop(
                            "--set", "trainer.max_epochs=2"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    line = re.search(r"^mlp: Lightning ([\d.]+) s, bare Trainer ([\d.]+) s, plain ([\d.]+) s "
-                     r"\(medians of 1\); ratio ([\d.]+)x median, .*; bare Trainer ([\d.]+)x median",
-                     proc.stdout, re.M)
-    assert line, proc.stdout
-    light, bare, plain_s, ratio, bare_ratio = map(float, line.groups())
-    assert min(light, bare, plain_s) > 0
-    for side, side_ratio in ((light, ratio), (bare, bare_ratio)):  # one round: times / plain
-        assert (side - 0.005) / (plain_s + 0.005) <= side_ratio <= (side + 0.005) / (plain_s - 0.005)
+    whole = re.search(r"^mlp, whole fit: Lightning ([\d.]+) s, bare Trainer ([\d.]+) s, plain "
+                      r"([\d.]+) s \(medians of 1\); ratio ([\d.]+)x median, .*; bare Trainer "
+                      r"([\d.]+)x median", proc.stdout, re.M)
+    step = re.search(r"^mlp, per step \(median interval between steps\): Lightning ([\d.]+) ms, "
+                     r"bare Trainer ([\d.]+) ms, plain ([\d.]+) ms; ratio ([\d.]+)x median, .*; "
+                     r"bare Trainer ([\d.]+)x median", proc.stdout, re.M)
+    assert whole and step, proc.stdout
+    for line in (whole, step):
+        light, bare, plain_s, ratio, bare_ratio = map(float, line.groups())
+        assert min(light, bare, plain_s) > 0
+        for side, side_ratio in ((light, ratio), (bare, bare_ratio)):  # one round: side / plain
+            assert ((side - 0.005) / (plain_s + 0.005) <= side_ratio
+                    <= (side + 0.005) / (plain_s - 0.005))

@@ -6,6 +6,7 @@ run-folder plots are ``dlbasics.plots.RunPlots``)."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 import sys
@@ -189,6 +190,27 @@ class StopAtTarget(L.Callback):
                             f"{'<=' if self.mode == 'min' else '>='} {self.target} at step "
                             f"{trainer.global_step} after {self.result['seconds']:.1f} s")
         trainer.should_stop = True
+
+
+class StepTimes(L.Callback):
+    """The wall time between consecutive training batches' ends, written at the end of fit to
+    ``<run folder>/step_times.json`` (``{"intervals": [seconds, ...]}``): each step's whole cost
+    (data, hooks, logging, progress bar, and a validation where one falls) without a run's
+    fixed costs. Their median is robust to a burst of noise; ``scripts/bench_overhead.py``
+    compares it with the plain loop's."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.ends.append(time.perf_counter())
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            intervals = [b - a for a, b in zip(self.ends, self.ends[1:])]
+            path = Path(trainer.default_root_dir) / "step_times.json"
+            path.write_text(json.dumps({"intervals": intervals}))
 
 
 class ResumeHint(L.Callback):
