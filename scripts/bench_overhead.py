@@ -68,9 +68,17 @@ def timed(tree: Path, code: str, overrides: list[str]) -> tuple[float, float]:
     return float(seconds), float(step)
 
 
-def ratio(times: list[float], ref: list[float]) -> str:
-    """The median and range of the per-round ratios ``times / ref``."""
-    ratios = sorted(a / b for a, b in zip(times, ref))
+Runs = list[tuple[float, float]]  # one side's (fit seconds, median step interval) per round
+
+
+def median(runs: Runs, k: int, scale: float = 1.0) -> str:
+    """The median over the rounds of measure ``k`` (0: fit, 1: step), times ``scale``."""
+    return f"{statistics.median(r[k] for r in runs) * scale:.2f}"
+
+
+def ratio(runs: Runs, ref: Runs, k: int) -> str:
+    """The median and range of the per-round ratios of measure ``k``, ``runs / ref``."""
+    ratios = sorted(a[k] / b[k] for a, b in zip(runs, ref))
     return f"{statistics.median(ratios):.3f}x median, {ratios[0]:.3f}-{ratios[-1]:.3f} range"
 
 
@@ -88,10 +96,9 @@ def main() -> None:
     lines = []
     for name in args.recipes:
         overrides = [*RECIPES[name], *args.set]
-        # per side: [(fit seconds, median step interval)] over the measured rounds
-        light: dict[Path, list[tuple[float, float]]] = {t: [] for t in trees}
-        bare: list[tuple[float, float]] = []
-        ref: list[tuple[float, float]] = []
+        light: dict[Path, Runs] = {t: [] for t in trees}
+        bare: Runs = []
+        ref: Runs = []
         for round_ in range(args.repeats + 1):  # round 0 warms up
             runs = [timed(t, LIGHTNING, overrides) for t in trees]
             floor = timed(HERE, LIGHTNING, [*overrides, *BARE])
@@ -106,24 +113,17 @@ def main() -> None:
                 bare.append(floor)
                 ref.append(plain)
 
-        def median(runs: list[tuple[float, float]], k: int, scale: float = 1.0) -> str:
-            return f"{statistics.median(r[k] for r in runs) * scale:.2f}"
-
-        def ratios(runs: list[tuple[float, float]], k: int,
-                   ref: list[tuple[float, float]] = ref) -> str:
-            return ratio([r[k] for r in runs], [r[k] for r in ref])
-
         for t in trees:
             label = name if t == HERE else f"{name} [{t}]"
             lines.append(
                 f"{label}, whole fit: Lightning {median(light[t], 0)} s, bare Trainer "
                 f"{median(bare, 0)} s, plain {median(ref, 0)} s (medians of {args.repeats}); "
-                f"ratio {ratios(light[t], 0)}; bare Trainer {ratios(bare, 0)}")
+                f"ratio {ratio(light[t], ref, 0)}; bare Trainer {ratio(bare, ref, 0)}")
             lines.append(
                 f"{label}, per step (median interval between steps): Lightning "
                 f"{median(light[t], 1, 1e3)} ms, bare Trainer {median(bare, 1, 1e3)} ms, plain "
-                f"{median(ref, 1, 1e3)} ms; ratio {ratios(light[t], 1)}; bare Trainer "
-                f"{ratios(bare, 1)}")
+                f"{median(ref, 1, 1e3)} ms; ratio {ratio(light[t], ref, 1)}; bare Trainer "
+                f"{ratio(bare, ref, 1)}")
             print(*lines[-2:], sep="\n", flush=True)
     report = "\n".join([f"Measured by `python {' '.join(sys.argv)}` on "
                         f"{time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores):", "",

@@ -339,14 +339,11 @@ class ThrottledProgressBar(RichProgressBar):
             super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx,
                                       dataloader_idx)
 
-    # where a loop ends or training pauses for validation: write what was held back
+    # where a loop ends (the sanity check's too: it ends with on_validation_epoch_end) or
+    # training pauses for validation: write what was held back
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush()
         super().on_validation_start(trainer, pl_module)
-
-    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._flush()
-        super().on_sanity_check_end(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush()
