@@ -57,7 +57,8 @@ class LitModule(L.LightningModule):
         self.l1 = l1
         self.label_smoothing = label_smoothing
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
-        self._loss_sums: torch.Tensor | None = None  # this epoch's (sum of loss x n, sum of n)
+        # per stage, this epoch's (sum of loss x n, sum of n): n examples, or tokens
+        self._loss_sums: dict[str, torch.Tensor] = {}
         # transfer learning: the learning rate of ``net`` minus its head, times optimizer.lr
         self.backbone_lr_scale = 1.0
         metrics = self.build_metrics()
@@ -100,55 +101,80 @@ class LitModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         loss, pred, target, n = self.forward_batch(batch)
-        training = stage == "train"
-        if training:
-            self._log_training_loss(loss, n)
-        else:
-            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=int(n),
-                     sync_dist=True)
+        self._add_to_epoch_loss(stage, loss, n)
+        if stage == "train":
+            self._log_step_loss(loss)
         if pred is not None:  # None: nothing to score (seq2seq training)
-            metrics = getattr(self, f"{stage}_metrics")
-            metrics.update(pred, target)
+            getattr(self, f"{stage}_metrics").update(pred, target)
             if stage == "test" and self.test_confusion is not None:
                 self.test_confusion.update(pred.argmax(-1), target)
-            if not training:
-                self.log_dict(metrics, on_epoch=True, prog_bar=True, batch_size=int(n))
         return loss
 
-    # Training: each self.log call costs Lightning about a millisecond (it copies its records),
-    # as much as a whole step of a small model. So the step loss is logged on the steps the
-    # logger writes (trainer.log_every_n_steps) as train/loss_step, the epoch mean (weighted
-    # by examples or tokens) is summed here and logged at the epoch's end as train/loss, with
-    # the training metrics (updated every step, computed over the epoch). Their running state
-    # goes into checkpoints, so a run resumed mid-epoch ends with the same epoch figures.
-    def _log_training_loss(self, loss: torch.Tensor, n: torch.Tensor) -> None:
+    # Each self.log call costs Lightning about a millisecond (it copies its records), as much as
+    # a whole step of a small model. So nothing is logged per batch: each stage sums its loss
+    # (weighted by examples or tokens) and updates its torchmetrics every batch, and logs
+    # <stage>/loss and the metrics once, at the epoch's end. Training also logs the step loss
+    # as train/loss_step on the steps the logger writes (trainer.log_every_n_steps). The
+    # training sums and metrics go into checkpoints, so a run resumed mid-epoch ends with the
+    # same epoch figures.
+    def _add_to_epoch_loss(self, stage: str, loss: torch.Tensor, n: torch.Tensor) -> None:
         weight = n.to(device=loss.device, dtype=loss.dtype)
-        if self._loss_sums is None:
-            self._loss_sums = torch.zeros(2, device=loss.device, dtype=loss.dtype)
-        self._loss_sums += torch.stack([loss.detach() * weight, weight])
+        sums = self._loss_sums.get(stage)
+        if sums is None:
+            sums = self._loss_sums[stage] = torch.zeros(2, device=loss.device, dtype=loss.dtype)
+        sums += torch.stack([loss.detach() * weight, weight])
+
+    def _log_step_loss(self, loss: torch.Tensor) -> None:
         trainer = self.trainer
         if trainer.fast_dev_run or (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
 
+    def _start_epoch(self, stage: str) -> None:
+        self._loss_sums.pop(stage, None)
+        getattr(self, f"{stage}_metrics").reset()
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log ``<stage>/loss`` (the mean over every example or token of all processes) and the
+        stage's metrics (torchmetrics gather their own states)."""
+        sums = self._loss_sums.get(stage)
+        if sums is not None:
+            total, count = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+            # the same value on every process now; sync_dist only keeps Lightning from warning
+            self.log(f"{stage}/loss", total / count, prog_bar=True, sync_dist=True)
+        metrics = getattr(self, f"{stage}_metrics")
+        if any(m.update_called for m in metrics.values()):
+            self.log_dict(metrics, prog_bar=stage != "train")
+
     def on_train_epoch_start(self) -> None:
         if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:  # not resumed
-            self._loss_sums = None                                               # mid-epoch
+            self._loss_sums.pop("train", None)                                   # mid-epoch
 
     def on_train_epoch_end(self) -> None:
-        if self._loss_sums is not None:
-            total, count = self._loss_sums
-            self.log("train/loss", total / count, on_epoch=True, prog_bar=True)
-        if any(m.update_called for m in self.train_metrics.values()):
-            self.log_dict(self.train_metrics, on_epoch=True)
+        self._log_epoch("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_epoch("val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_epoch("test")
+        if self.test_confusion is not None:
+            self.test_confusion.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def _epoch_state(self) -> dict[str, Any]:
         metrics = {name: {"state": {k: getattr(m, k) for k in m._defaults},
                           "updates": m._update_count}
                    for name, m in self.train_metrics.items()}
-        return {"loss_sums": self._loss_sums, "metrics": metrics}
+        return {"loss_sums": self._loss_sums.get("train"), "metrics": metrics}
 
     def _load_epoch_state(self, state: dict[str, Any]) -> None:
-        self._loss_sums = state["loss_sums"]
+        if state["loss_sums"] is not None:
+            self._loss_sums["train"] = state["loss_sums"]
         for name, saved in state["metrics"].items():
             metric = self.train_metrics[name]
             for k, v in saved["state"].items():

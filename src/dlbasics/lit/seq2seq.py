@@ -101,4 +101,12 @@ class LitSeq2Seq(LitModule):
             beams = self.net.beam_search(src, self.test_beam_size,
                                          length_penalty=self.length_penalty)[0]
             self.test_beam_metrics.update(self.to_text(beams), [[r] for r in self.to_text(tgt)])
-            self.log_dict(self.test_beam_metrics, on_epoch=True, batch_size=len(src))
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self.test_beam_metrics.reset()
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.test_beam_size > 1:
+            self.log_dict(self.test_beam_metrics)
