@@ -75,3 +75,14 @@ def test_logging_is_once_per_epoch_not_per_batch(tmp_path, stage):
         calls[batches] = sorted(count)
     prefix = "val" if stage == "validate" else "test"
     assert calls[1] == calls[4] == [f"{prefix}/acc", f"{prefix}/loss"]
+
+
+def test_epoch_sums_stay_float32_under_half_precision(tmp_path):
+    """bf16 losses (trainer.precision=bf16-true) summed in bf16 would stop counting past a few
+    thousand examples; the sums are float32."""
+    module, _ = _module_and_data(tmp_path, "digits", batch_size=64)
+    for _ in range(2000):
+        module._add_to_epoch_loss("val", torch.tensor(0.5, dtype=torch.bfloat16), torch.tensor(64))
+    total, count = module._loss_sums["val"]
+    assert module._loss_sums["val"].dtype == torch.float32
+    assert (total.item(), count.item()) == (64_000.0, 128_000.0)

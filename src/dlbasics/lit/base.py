@@ -110,7 +110,7 @@ class LitModule(L.LightningModule):
                 self.test_confusion.update(pred.argmax(-1), target)
         return loss
 
-    # Each self.log call costs Lightning about a millisecond (it copies its records), as much as
+    # Each self.log call costs Lightning up to a millisecond (it copies its records), as much as
     # a whole step of a small model. So nothing is logged per batch: each stage sums its loss
     # (weighted by examples or tokens) and updates its torchmetrics every batch, and logs
     # <stage>/loss and the metrics once, at the epoch's end. Training also logs the step loss
@@ -118,11 +118,14 @@ class LitModule(L.LightningModule):
     # training sums and metrics go into checkpoints, so a run resumed mid-epoch ends with the
     # same epoch figures.
     def _add_to_epoch_loss(self, stage: str, loss: torch.Tensor, n: torch.Tensor) -> None:
-        weight = n.to(device=loss.device, dtype=loss.dtype)
+        # in float32 whatever the precision: a half-precision sum loses the epoch's figure (and
+        # float16 overflows past 65,504 tokens)
+        loss = loss.detach().float()
+        weight = n.to(device=loss.device, dtype=torch.float32)
         sums = self._loss_sums.get(stage)
         if sums is None:
-            sums = self._loss_sums[stage] = torch.zeros(2, device=loss.device, dtype=loss.dtype)
-        sums += torch.stack([loss.detach() * weight, weight])
+            sums = self._loss_sums[stage] = torch.zeros(2, device=loss.device)
+        sums += torch.stack([loss * weight, weight])
 
     def _log_step_loss(self, loss: torch.Tensor) -> None:
         trainer = self.trainer
@@ -173,7 +176,9 @@ class LitModule(L.LightningModule):
         return {"loss_sums": self._loss_sums.get("train"), "metrics": metrics}
 
     def _load_epoch_state(self, state: dict[str, Any]) -> None:
-        if state["loss_sums"] is not None:
+        if state["loss_sums"] is None:
+            self._loss_sums.pop("train", None)
+        else:
             self._loss_sums["train"] = state["loss_sums"]
         for name, saved in state["metrics"].items():
             metric = self.train_metrics[name]
