@@ -21,9 +21,9 @@ def _module_and_data(tmp_path, data: str, batch_size: int):
     return build_module(cfg, datamodule.spec), datamodule
 
 
-def _trainer() -> L.Trainer:
+def _trainer(**options) -> L.Trainer:
     return L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                     accelerator="cpu", devices=1)
+                     accelerator="cpu", devices=1, **options)
 
 
 @pytest.mark.parametrize("data", ["digits", "diabetes"])
@@ -69,8 +69,7 @@ def test_logging_is_once_per_epoch_not_per_batch(tmp_path, stage):
             return _log(name, value, *args, **kwargs)
 
         module.log = counted
-        trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                            limit_val_batches=batches, limit_test_batches=batches)
+        trainer = _trainer(limit_val_batches=batches, limit_test_batches=batches)
         getattr(trainer, stage)(module, datamodule=datamodule, verbose=False)
         calls[batches] = sorted(count)
     prefix = "val" if stage == "validate" else "test"
